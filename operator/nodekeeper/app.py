@@ -1,0 +1,134 @@
+"""Wiring: build the agent's parts from settings, run them, and stop them in stages.
+
+Start order: settings and credentials are checked first (one clear line on failure), then the
+server version, then the HTTP server, then kopf. Stop order is the reverse: kopf stops on
+SIGTERM/SIGINT (its own signal handlers, which also set our stop flag's counterpart), then the
+HTTP server. kopf treats every task created after it starts as its own and cancels it on exit, so
+our long-lived parts start before kopf does.
+"""
+
+import asyncio
+import dataclasses
+import logging
+
+import kopf
+
+from nodekeeper import __version__
+from nodekeeper.api import backuprun, workload
+from nodekeeper.config import Settings
+from nodekeeper.handlers import operator
+from nodekeeper.handlers.context import AgentContext
+from nodekeeper.kube import client, version
+from nodekeeper.kube.status import Resource, StatusWriter
+from nodekeeper.metrics import Metrics
+from nodekeeper.server import HttpServer
+
+logger = logging.getLogger(__name__)
+
+# Field managers of the status writers; `kubectl get -o yaml --show-managed-fields` shows them.
+HANDLER_FIELD_MANAGER = "nodekeeper-agent"
+
+WORKLOAD_FIELDS = (
+    "observedGeneration",
+    "phase",
+    "containerID",
+    "restarts",
+    "lastExitCode",
+    "nextRetryAt",
+    "errorCode",
+    "message",
+)
+BACKUPRUN_FIELDS = (
+    "observedGeneration",
+    "phase",
+    "startTime",
+    "completionTime",
+    "durationSeconds",
+    "exitCode",
+    "snapshotId",
+    "summary",
+    "errorMessage",
+    "log",
+)
+
+
+@dataclasses.dataclass
+class Readiness:
+    """What /readyz reports: ready once kopf has started, not ready again while stopping."""
+
+    started: asyncio.Event
+    stopping: bool = False
+
+    def problem(self) -> str | None:
+        if self.stopping:
+            return "stopping"
+        if not self.started.is_set():
+            return "starting: the operator has not connected yet"
+        return None
+
+
+async def run(settings: Settings) -> None:
+    """Run the agent until SIGTERM/SIGINT. Raises SettingsError or KubeError on bad start-up."""
+    settings.require_node()
+    configuration = client.load(settings.kubeconfig)
+    api = client.api_client(configuration)
+    try:
+        server_version = await version.check(api)
+        metrics = Metrics()
+        metrics.agent_info.info({"version": __version__, "node": settings.node_name})
+        context = AgentContext(
+            node_name=settings.node_name,
+            metrics=metrics,
+            workload_status=StatusWriter(
+                api,
+                resource=Resource(workload.KIND, workload.PLURAL),
+                field_manager=HANDLER_FIELD_MANAGER,
+                fields=WORKLOAD_FIELDS,
+                condition_types=(workload.ADMITTED, workload.READY),
+                node_name=settings.node_name,
+                metrics=metrics,
+            ),
+            backuprun_status=StatusWriter(
+                api,
+                resource=Resource(backuprun.KIND, backuprun.PLURAL),
+                field_manager=HANDLER_FIELD_MANAGER,
+                fields=BACKUPRUN_FIELDS,
+                condition_types=(backuprun.RUNNING, backuprun.COMPLETED),
+                node_name=settings.node_name,
+                metrics=metrics,
+            ),
+        )
+        readiness = Readiness(started=asyncio.Event())
+        server = HttpServer(
+            host=settings.http_host,
+            port=settings.http_port,
+            metrics=metrics,
+            readiness=readiness.problem,
+        )
+        await server.start()
+        logger.info(
+            "agent starting",
+            extra={
+                "node": settings.node_name,
+                "version": __version__,
+                "server_version": server_version,
+            },
+        )
+        try:
+            await kopf.operator(
+                registry=operator.registry(client.credentials(configuration)),
+                settings=operator.settings(
+                    settings.node_name, shutdown_timeout=settings.shutdown_timeout_seconds
+                ),
+                standalone=True,
+                clusterwide=True,
+                memo=context,
+                ready_flag=readiness.started,
+            )
+        finally:
+            readiness.stopping = True
+            logger.info("operator stopped; stopping the HTTP server")
+            await asyncio.wait_for(server.stop(), timeout=settings.shutdown_timeout_seconds)
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+    logger.info("agent stopped")

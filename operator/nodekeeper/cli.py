@@ -1,0 +1,96 @@
+"""The ``nodekeeper`` command: ``run`` the agent, generate ``crds``, print ``--version``.
+
+Every failure a user can cause ends with one line on stderr and a non-zero exit (2 for bad
+settings, 1 for a cluster that cannot be used), never with a traceback.
+"""
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nodekeeper import __version__
+from nodekeeper.config import Settings, SettingsError, flag_name, load
+
+EXIT_SETTINGS = 2
+EXIT_CLUSTER = 1
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    for name, info in Settings.model_fields.items():
+        parser.add_argument(
+            flag_name(name),
+            dest=name,
+            default=None,
+            metavar=name.upper(),
+            help=f"{info.description} (env NODEKEEPER_{name.upper()}; default: {info.default!r})",
+        )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="nodekeeper",
+        description="Node agent for Kubernetes nodes running the Docker Engine.",
+    )
+    top.add_argument("--version", action="version", version=f"nodekeeper {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the agent for this node",
+        description="Run the agent: reconcile this node's Workloads and BackupRuns, serve "
+        "/metrics, /healthz and /readyz. Settings come from flags, then NODEKEEPER_* "
+        "environment variables, then defaults.",
+    )
+    _add_settings_flags(run)
+
+    crds = commands.add_parser(
+        "crds",
+        help="write the CustomResourceDefinitions",
+        description="Generate crds/*.yaml from the API models.",
+    )
+    crds.add_argument("--out", type=Path, default=Path("crds"), help="output folder (crds/)")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "crds":
+        return _crds(args.out)
+    return _run(vars(args))
+
+
+def _crds(out: Path) -> int:
+    from nodekeeper.api import crds
+
+    for path in crds.write(out):
+        print(path)
+    return 0
+
+
+def _run(args: dict[str, Any]) -> int:
+    from nodekeeper import app, jsonlog
+    from nodekeeper.kube.errors import KubeError
+
+    overrides = {name: args.get(name) for name in Settings.model_fields}
+    try:
+        settings = load(overrides)
+        settings.require_node()
+    except SettingsError as e:
+        print(f"nodekeeper: {e}", file=sys.stderr)
+        return EXIT_SETTINGS
+    jsonlog.configure(level=settings.log_level, fmt=settings.log_format)
+    try:
+        asyncio.run(app.run(settings))
+    except KubeError as e:
+        print(f"nodekeeper: {e}", file=sys.stderr)
+        return EXIT_CLUSTER
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The kopf registry and settings for one node's agent.
+
+- standalone: peering would let one agent freeze all the others;
+- field selectors ``spec.nodeName=<node>``, keyed per resource: a selector keyed for every
+  resource would reach watches where the field does not exist and fail with 400;
+- storage prefixes and the finalizer under ``nodekeeper.io``; diff-bases only on own objects;
+- Events posted as component ``nodekeeper``, instance = the node; only warnings become Events
+  (kopf's default posts one per handler run, which floods the Events of busy objects).
+"""
+
+import logging
+
+import kopf
+
+from nodekeeper.api import GROUP, backuprun, workload
+from nodekeeper.handlers import backupruns, workloads
+from nodekeeper.handlers.ownership import OwnNodeDiffBaseStorage
+from nodekeeper.kube.client import Credentials
+
+FINALIZER = "nodekeeper.io/finalizer"
+STORAGE_PREFIX = "nodekeeper.io"
+
+
+def field_selector(node_name: str) -> str:
+    return f"spec.nodeName={node_name}"
+
+
+def settings(node_name: str, *, shutdown_timeout: float) -> kopf.OperatorSettings:
+    result = kopf.OperatorSettings()
+    result.peering.standalone = True
+    result.peering.mandatory = False
+    result.persistence.finalizer = FINALIZER
+    result.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
+    result.persistence.diffbase_storage = OwnNodeDiffBaseStorage(
+        node_name, prefix=STORAGE_PREFIX, key="last-handled-configuration"
+    )
+    for plural in (workload.PLURAL, backuprun.PLURAL):
+        result.watching.field_selectors[GROUP, plural] = field_selector(node_name)
+    result.posting.reporting_component = "nodekeeper"
+    result.posting.reporting_instance = node_name
+    result.posting.level = logging.WARNING
+    # A hard guard behind the staged shutdown: never hang a node drain.
+    result.process.ultimate_exiting_timeout = shutdown_timeout
+    return result
+
+
+def registry(credentials: Credentials) -> kopf.OperatorRegistry:
+    result = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=result)
+    def login(**_: object) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(
+            server=credentials.server,
+            ca_path=credentials.ca_path,
+            insecure=credentials.insecure,
+            certificate_path=credentials.certificate_path,
+            private_key_path=credentials.private_key_path,
+            scheme=credentials.scheme,
+            token=credentials.token,
+        )
+
+    workloads.register(result)
+    backupruns.register(result)
+    return result

@@ -1,0 +1,72 @@
+"""One place that turns a kubeconfig (or the pod's service account) into API credentials.
+
+Both the kubernetes client (status writes, Node patches) and kopf's own client use what
+:func:`load` returns, so the agent never talks to two clusters by accident.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.config.config_exception import ConfigException
+
+from nodekeeper.kube.errors import KubeConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """What a client needs to reach the API server; read by kopf's login handler too."""
+
+    server: str
+    ca_path: str | None
+    insecure: bool
+    certificate_path: str | None
+    private_key_path: str | None
+    scheme: str | None
+    token: str | None
+
+
+def load(kubeconfig: Path | None) -> kubernetes.client.Configuration:
+    """A client configuration from ``kubeconfig``, else in-cluster; one clear error otherwise."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        if kubeconfig is not None:
+            if not kubeconfig.is_file():
+                raise KubeConfigError(f"kubeconfig {kubeconfig} does not exist or is not a file")
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), client_configuration=configuration
+            )
+        else:
+            kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+    except ConfigException as e:
+        where = f"kubeconfig {kubeconfig}" if kubeconfig else "the in-cluster service account"
+        raise KubeConfigError(
+            f"cannot load credentials from {where}: {e}; set KUBECONFIG or run in a pod"
+        ) from e
+    return configuration
+
+
+def api_client(configuration: kubernetes.client.Configuration) -> kubernetes.client.ApiClient:
+    return kubernetes.client.ApiClient(configuration)
+
+
+def credentials(configuration: kubernetes.client.Configuration) -> Credentials:
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (
+        (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    )
+    return Credentials(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        scheme=scheme,
+        token=token,
+    )
