@@ -27,7 +27,7 @@ SERVICE_CIDR="${NODEKEEPER_SERVICE_CIDR:-10.0.0.0/24}"
 SERVICE_IP="${NODEKEEPER_SERVICE_IP:-10.0.0.1}" # first IP of SERVICE_CIDR (kubernetes.default)
 READY_TIMEOUT="${NODEKEEPER_READY_TIMEOUT:-60}"
 NODE="$(echo "${NODE_NAME:-$(hostname)}" | tr '[:upper:]' '[:lower:]')"
-CONTROLLERS="garbagecollector,namespace,serviceaccount-token,serviceaccount"
+CONTROLLERS="${NODEKEEPER_KCM_CONTROLLERS:-garbage-collector-controller,namespace-controller,serviceaccount-token-controller,serviceaccount-controller,root-ca-certificate-publisher-controller}"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager) # start order; stop in reverse
 
 say() { echo "cluster.sh: $*"; }

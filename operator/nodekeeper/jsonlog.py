@@ -42,6 +42,6 @@ def configure(*, level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # kopf's own logger is chatty at INFO about every handler; keep it at our level or above.
     logging.getLogger("kubernetes").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("urllib3").setLevel(max(logging.WARNING, root.level))
+    # urllib3 logs each retry as a warning; the error that follows says what matters.
+    logging.getLogger("urllib3").setLevel(max(logging.ERROR, root.level))

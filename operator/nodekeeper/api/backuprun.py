@@ -5,9 +5,9 @@ happened elsewhere, recorded by the agent of ``nodeName``). The schema refuses a
 or neither.
 """
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from nodekeeper.api.common import ENV_NAME_PATTERN, LABEL_VALUE_PATTERN, Model, NodeName
 from nodekeeper.api.conditions import Condition
@@ -64,6 +64,13 @@ class TaskEnvVar(Model):
         default=None,
         description="Take the value from a Secret (only in namespaces the chart allows).",
     )
+
+    @model_validator(mode="after")
+    def _value_or_reference(self) -> Self:
+        # The same rule as the CEL rule above, for where no API server checked it.
+        if self.value is not None and self.valueFrom is not None:
+            raise ValueError("set value or valueFrom, not both")
+        return self
 
 
 class BackupResult(Model):
@@ -131,6 +138,15 @@ class BackupRunSpec(Model):
     result: BackupResult | None = Field(
         default=None, description="The outcome of a run executed elsewhere, to be recorded."
     )
+
+    @model_validator(mode="after")
+    def _executed_or_recorded(self) -> Self:
+        # The same rule as the CEL rule above, for where no API server checked it.
+        if (self.image is None) == (self.result is None):
+            raise ValueError(
+                "set exactly one of spec.image (run a task) or spec.result (record a run)"
+            )
+        return self
 
 
 class BackupSummary(Model):

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from nodekeeper.api import GROUP, VERSION
 from nodekeeper.api.backuprun import COMPLETED, KIND, PLURAL, BackupRunSpec
+from nodekeeper.api.codes import INVALID_SPEC
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.ownership import is_foreign, is_own
-from nodekeeper.handlers.validation import INVALID_SPEC, explain
+from nodekeeper.handlers.validation import explain
 from nodekeeper.handlers.writing import retrying_status_writes
 from nodekeeper.kube.status import ConditionChange
 

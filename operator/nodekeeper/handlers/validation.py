@@ -2,8 +2,6 @@
 
 from pydantic import ValidationError
 
-INVALID_SPEC = "InvalidSpec"
-
 
 def explain(error: ValidationError, *, root: str = "spec") -> str:
     problems = []

@@ -12,10 +12,12 @@ import kopf
 from pydantic import ValidationError
 
 from nodekeeper.api import GROUP, VERSION
+from nodekeeper.api.codes import ADMITTED as REASON_ADMITTED
+from nodekeeper.api.codes import INVALID_SPEC
 from nodekeeper.api.workload import ADMITTED, KIND, PLURAL, WorkloadSpec
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.ownership import is_foreign, is_own
-from nodekeeper.handlers.validation import INVALID_SPEC, explain
+from nodekeeper.handlers.validation import explain
 from nodekeeper.handlers.writing import retrying_status_writes
 from nodekeeper.kube.status import ConditionChange
 
@@ -60,7 +62,7 @@ async def admit(body: kopf.Body, memo: AgentContext, **_: Any) -> None:
                 "errorCode": None,
                 "message": None,
             },
-            conditions=[ConditionChange(ADMITTED, "True", "Admitted", message)],
+            conditions=[ConditionChange(ADMITTED, "True", REASON_ADMITTED, message)],
         )
     if written:
         logger.info(

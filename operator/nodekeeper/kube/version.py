@@ -5,7 +5,9 @@
 """
 
 import asyncio
+import json
 import re
+from typing import Any
 
 import kubernetes.client
 
@@ -32,7 +34,15 @@ def require_supported(git_version: str) -> None:
 
 async def check(api: kubernetes.client.ApiClient) -> str:
     """The server's version string, after checking it is supported."""
-    info = await asyncio.to_thread(calling, kubernetes.client.VersionApi(api).get_code)
-    git_version = str(info.git_version)
+
+    def fetch() -> object:
+        # Raw JSON: the generated model insists on fields some distributions leave out.
+        response: Any = kubernetes.client.VersionApi(api).get_code(_preload_content=False)
+        return json.loads(response.data)
+
+    info = await asyncio.to_thread(calling, fetch)
+    git_version = info.get("gitVersion") if isinstance(info, dict) else None
+    if not isinstance(git_version, str):
+        raise UnsupportedServer(f"the API server's /version has no gitVersion: {info!r}")
     require_supported(git_version)
     return git_version

@@ -15,27 +15,29 @@ from typing import TypeVar
 import docker.errors
 import requests.exceptions
 
+from nodekeeper.api import codes
+
 T = TypeVar("T")
 
 
 class DockerError(Exception):
-    code = "DockerError"
+    code = codes.DOCKER_ERROR
 
 
 class DockerUnavailable(DockerError):
-    code = "DockerUnavailable"
+    code = codes.DOCKER_UNAVAILABLE
 
 
 class ImageNotFound(DockerError):
-    code = "ImageNotFound"
+    code = codes.IMAGE_NOT_FOUND
 
 
 class ContainerNotFound(DockerError):
-    code = "ContainerNotFound"
+    code = codes.CONTAINER_NOT_FOUND
 
 
 class ContainerCreateFailed(DockerError):
-    code = "ContainerCreateFailed"
+    code = codes.CONTAINER_CREATE_FAILED
 
 
 def translate(error: Exception, *, doing: str) -> DockerError:

@@ -1,0 +1,125 @@
+"""`nodekeeper run` as a process: it starts against an API server, becomes ready, and stops
+cleanly on SIGTERM; it refuses a server older than Kubernetes 1.32 with one line.
+"""
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import kmock
+import pytest
+
+from tests.component.conftest import NODE
+
+
+def kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_version(emulator: kmock.KubernetesEmulator, git_version: str) -> None:
+    minor = git_version.split(".")[1]
+    payload = {"major": "1", "minor": minor, "gitVersion": git_version}
+    # The kubernetes client asks for /version/, kopf and kubectl for /version.
+    emulator["get /version"] << payload
+    emulator["get /version/"] << payload
+
+
+async def start_agent(config: Path, port: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "nodekeeper.cli",
+        "run",
+        "--node-name",
+        NODE,
+        "--kubeconfig",
+        str(config),
+        "--http-host",
+        "127.0.0.1",
+        "--http-port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
+    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+        while True:
+            assert process.returncode is None, "the agent exited before it was ready"
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+async def test_sigterm_stops_the_agent_cleanly(
+    emulator: kmock.KubernetesEmulator, tmp_path: Path
+) -> None:
+    serve_version(emulator, "v1.35.1")
+    port = free_port()
+    process = await start_agent(kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/")), port)
+    try:
+        await wait_ready(port, process)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            assert f'node="{NODE}"' in await response.text()
+
+        process.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        # The agent promises a stop within its 5 s shutdown timeout; 15 s is the hang guard.
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
+        print(f"stopped {time.monotonic() - began:.2f} s after SIGTERM")
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert process.returncode == 0
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert lines[-1]["message"] == "agent stopped"
+    assert not [line for line in lines if line["level"] in ("error", "critical")]
+
+
+@pytest.mark.parametrize("old", ["v1.31.4", "v1.26.4+k3s1"])
+async def test_an_old_server_is_refused_with_one_line(
+    emulator: kmock.KubernetesEmulator, tmp_path: Path, old: str
+) -> None:
+    serve_version(emulator, old)
+    process = await start_agent(
+        kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/")), free_port()
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 1
+    assert stderr.decode() == (
+        f"nodekeeper: Kubernetes {old} is too old: nodekeeper needs 1.32 or newer "
+        "(CRD selectableFields); upgrade the control plane\n"
+    )

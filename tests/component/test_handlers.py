@@ -1,0 +1,110 @@
+"""The agent's kopf handlers react to this node's objects and to nothing else."""
+
+from typing import Any
+
+import kmock
+
+from tests.component.conftest import (
+    BACKUPRUNS,
+    NODE,
+    WORKLOADS,
+    Agent,
+    backuprun_object,
+    eventually,
+    workload_object,
+)
+
+
+def status(emulator: kmock.KubernetesEmulator, resource: Any, name: str) -> dict[str, Any]:
+    return dict(emulator.objects[resource, "default", name].raw.get("status", {}))
+
+
+def condition(status: dict[str, Any], type: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type)
+
+
+async def test_a_valid_workload_of_this_node_is_admitted(
+    emulator: kmock.KubernetesEmulator, agent: Agent
+) -> None:
+    emulator.objects[WORKLOADS, "default", "web"] = workload_object("web", NODE)
+    assert await agent.workloads.next_call() == ("web", True)
+
+    result = status(emulator, WORKLOADS, "web")
+    assert result["phase"] == "Pending"
+    assert result["observedGeneration"] == 1
+    admitted = condition(result, "Admitted")
+    assert (admitted["status"], admitted["reason"]) == ("True", "Admitted")
+    assert admitted["observedGeneration"] == 1
+
+
+async def test_an_invalid_workload_gets_a_reason_and_a_message_naming_the_field(
+    emulator: kmock.KubernetesEmulator, agent: Agent
+) -> None:
+    # The API server's schema would refuse this; the emulator has no schema, so the handler must.
+    emulator.objects[WORKLOADS, "default", "bad"] = workload_object(
+        "bad", NODE, restartPolicy="Sometimes"
+    )
+    assert await agent.workloads.next_call() == ("bad", True)
+
+    result = status(emulator, WORKLOADS, "bad")
+    assert (result["phase"], result["errorCode"]) == ("Failed", "InvalidSpec")
+    admitted = condition(result, "Admitted")
+    assert (admitted["status"], admitted["reason"]) == ("False", "InvalidSpec")
+    assert "spec.restartPolicy" in admitted["message"]
+    errors = agent.metrics.registry.get_sample_value(
+        "nodekeeper_handler_errors_total", {"kind": "Workload", "code": "InvalidSpec"}
+    )
+    assert errors == 1
+
+
+async def test_another_nodes_objects_are_never_written(
+    emulator: kmock.KubernetesEmulator, agent: Agent
+) -> None:
+    # The emulator ignores field selectors, so the other node's objects reach the agent.
+    emulator.objects[WORKLOADS, "default", "theirs"] = workload_object("theirs", "node-b")
+    emulator.objects[BACKUPRUNS, "default", "their-run"] = backuprun_object(
+        "their-run", "node-b", image="busybox"
+    )
+    emulator.objects[WORKLOADS, "default", "ours"] = workload_object("ours", NODE)
+    assert await agent.workloads.next_call() == ("ours", True)
+
+    def foreign(kind: str) -> float:
+        value = agent.metrics.registry.get_sample_value(
+            "nodekeeper_foreign_events_total", {"kind": kind}
+        )
+        return value or 0
+
+    await eventually(lambda: foreign("Workload") >= 1 and foreign("BackupRun") >= 1)
+    writes = [r for r in emulator if r.method in ("PATCH", "PUT", "DELETE")]
+    assert {r.name for r in writes} == {"ours"}
+    # Not even kopf's diff-base annotation or finalizer went onto the other node's objects.
+    theirs = emulator.objects[WORKLOADS, "default", "theirs"].raw
+    assert "annotations" not in theirs["metadata"]
+    assert "finalizers" not in theirs["metadata"]
+    assert "status" not in theirs
+
+
+async def test_a_backuprun_with_both_image_and_result_is_completed_as_invalid(
+    emulator: kmock.KubernetesEmulator, agent: Agent
+) -> None:
+    emulator.objects[BACKUPRUNS, "default", "both"] = backuprun_object(
+        "both",
+        NODE,
+        image="busybox",
+        result={"taskId": "t", "status": "Succeeded", "durationSeconds": 2},
+    )
+    assert await agent.backupruns.next_call() == ("both", True)
+    result = status(emulator, BACKUPRUNS, "both")
+    assert result["phase"] == "Failed"
+    completed = condition(result, "Completed")
+    assert (completed["status"], completed["reason"]) == ("True", "InvalidSpec")
+
+
+async def test_a_valid_backuprun_is_pending(
+    emulator: kmock.KubernetesEmulator, agent: Agent
+) -> None:
+    emulator.objects[BACKUPRUNS, "default", "nightly"] = backuprun_object(
+        "nightly", NODE, image="busybox"
+    )
+    assert await agent.backupruns.next_call() == ("nightly", True)
+    assert status(emulator, BACKUPRUNS, "nightly")["phase"] == "Pending"

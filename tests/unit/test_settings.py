@@ -1,0 +1,93 @@
+"""Settings come from flags, then the environment, then defaults; bad ones get one clear line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nodekeeper.config import SettingsError, load
+
+
+def test_defaults_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NODE_NAME", "NODEKEEPER_NODE_NAME", "KUBECONFIG", "NODEKEEPER_HTTP_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load()
+    assert settings.http_port == 8080
+    assert settings.node_name == ""
+    assert settings.kubeconfig is None
+
+
+def test_node_name_from_the_downward_api_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_NAME", "worker-1")
+    assert load().node_name == "worker-1"
+
+
+def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODEKEEPER_HTTP_PORT", "9000")
+    assert load().http_port == 9000
+    assert load({"http_port": "9100"}).http_port == 9100
+
+
+def test_a_missing_node_name_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NODE_NAME", raising=False)
+    monkeypatch.delenv("NODEKEEPER_NODE_NAME", raising=False)
+    with pytest.raises(SettingsError, match=r"set NODE_NAME .* or pass --node-name"):
+        load().require_node()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"http_port": "eighty"}, "http_port (NODEKEEPER_HTTP_PORT or --http-port) is invalid"),
+        ({"http_port": "70000"}, "less than or equal to 65535"),
+        ({"node_name": "Node_1"}, "node_name (NODEKEEPER_NODE_NAME or --node-name) is invalid"),
+        ({"log_format": "xml"}, "'json' or 'text'"),
+    ],
+)
+def test_an_invalid_setting_names_itself_and_what_it_expects(
+    overrides: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load(overrides)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def nodekeeper(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nodekeeper.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        check=False,
+    )
+
+
+def test_run_with_a_bad_setting_exits_2_with_one_line() -> None:
+    result = nodekeeper("run", "--node-name", "n1", "--http-port", "x")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("nodekeeper: setting http_port")
+
+
+def test_run_without_a_node_exits_2_with_one_line() -> None:
+    result = nodekeeper("run")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("or pass --node-name")
+    assert result.stderr.count("\n") == 1
+
+
+def test_run_with_a_missing_kubeconfig_exits_1_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    result = nodekeeper("run", "--node-name", "n1", "--kubeconfig", str(missing))
+    assert result.returncode == 1
+    assert result.stderr == f"nodekeeper: kubeconfig {missing} does not exist or is not a file\n"
+
+
+def test_version_and_help() -> None:
+    assert nodekeeper("--version").stdout.startswith("nodekeeper 0.")
+    help_text = nodekeeper("run", "--help").stdout
+    for flag in ("--node-name", "--kubeconfig", "--http-port", "--log-format"):
+        assert flag in help_text
