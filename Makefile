@@ -38,7 +38,7 @@ crds: venv
 unit: venv
 	$(PYTEST) tests/unit
 
-component: venv
+component: venv docker
 	$(PYTEST) tests/component
 
 docker:

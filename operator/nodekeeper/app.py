@@ -8,6 +8,7 @@ our long-lived parts start before kopf does.
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 
@@ -21,23 +22,19 @@ from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube import client, version
 from nodekeeper.kube.status import Resource, StatusWriter
 from nodekeeper.metrics import Metrics
+from nodekeeper.runtime.containers import Containers
+from nodekeeper.runtime.events import ContainerEvents
+from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRunner
 from nodekeeper.server import HttpServer
 
 logger = logging.getLogger(__name__)
 
 # Field managers of the status writers; `kubectl get -o yaml --show-managed-fields` shows them.
 HANDLER_FIELD_MANAGER = "nodekeeper-agent"
+RUNTIME_FIELD_MANAGER = "nodekeeper-runtime"
 
-WORKLOAD_FIELDS = (
-    "observedGeneration",
-    "phase",
-    "containerID",
-    "restarts",
-    "lastExitCode",
-    "nextRetryAt",
-    "errorCode",
-    "message",
-)
+WORKLOAD_ADMISSION_FIELDS = ("observedGeneration", "errorCode", "message")
+WORKLOAD_RUNTIME_FIELDS = ("phase", "containerID", "restarts", "lastExitCode", "nextRetryAt")
 BACKUPRUN_FIELDS = (
     "observedGeneration",
     "phase",
@@ -68,12 +65,22 @@ class Readiness:
 
 
 async def run(settings: Settings) -> None:
-    """Run the agent until SIGTERM/SIGINT. Raises SettingsError or KubeError on bad start-up."""
+    """Run the agent until SIGTERM/SIGINT.
+
+    Raises SettingsError, KubeError or DockerError (each one line for the user) on bad start-up.
+    """
     settings.require_node()
     configuration = client.load(settings.kubeconfig)
     api = client.api_client(configuration)
+    containers: Containers | None = None
+    events_task: asyncio.Task[None] | None = None
     try:
         server_version = await version.check(api)
+        containers = Containers.connect(settings.docker_host)
+        await containers.ping()
+        events = ContainerEvents(containers.client, key_label=LABEL_UID)
+        # Started before kopf: kopf cancels every task created after it starts as its own.
+        events_task = asyncio.create_task(events.run(), name="docker events")
         metrics = Metrics()
         metrics.agent_info.info({"version": __version__, "node": settings.node_name})
         context = AgentContext(
@@ -83,8 +90,17 @@ async def run(settings: Settings) -> None:
                 api,
                 resource=Resource(workload.KIND, workload.PLURAL),
                 field_manager=HANDLER_FIELD_MANAGER,
-                fields=WORKLOAD_FIELDS,
-                condition_types=(workload.ADMITTED, workload.READY),
+                fields=WORKLOAD_ADMISSION_FIELDS,
+                condition_types=(workload.ADMITTED,),
+                node_name=settings.node_name,
+                metrics=metrics,
+            ),
+            workload_runtime_status=StatusWriter(
+                api,
+                resource=Resource(workload.KIND, workload.PLURAL),
+                field_manager=RUNTIME_FIELD_MANAGER,
+                fields=WORKLOAD_RUNTIME_FIELDS,
+                condition_types=(workload.READY,),
                 node_name=settings.node_name,
                 metrics=metrics,
             ),
@@ -97,6 +113,8 @@ async def run(settings: Settings) -> None:
                 node_name=settings.node_name,
                 metrics=metrics,
             ),
+            workloads=WorkloadRunner(containers),
+            events=events,
         )
         readiness = Readiness(started=asyncio.Event())
         server = HttpServer(
@@ -130,5 +148,11 @@ async def run(settings: Settings) -> None:
             logger.info("operator stopped; stopping the HTTP server")
             await asyncio.wait_for(server.stop(), timeout=settings.shutdown_timeout_seconds)
     finally:
+        if events_task is not None:
+            events_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await events_task
+        if containers is not None:
+            containers.close()
         api.close()  # type: ignore[no-untyped-call]
     logger.info("agent stopped")

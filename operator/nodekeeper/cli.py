@@ -73,6 +73,7 @@ def _crds(out: Path) -> int:
 def _run(args: dict[str, Any]) -> int:
     from nodekeeper import app, jsonlog
     from nodekeeper.kube.errors import KubeError
+    from nodekeeper.runtime.errors import DockerError
 
     overrides = {name: args.get(name) for name in Settings.model_fields}
     try:
@@ -86,6 +87,9 @@ def _run(args: dict[str, Any]) -> int:
         asyncio.run(app.run(settings))
     except KubeError as e:
         print(f"nodekeeper: {e}", file=sys.stderr)
+        return EXIT_CLUSTER
+    except DockerError as e:
+        print(f"nodekeeper: {e}; start dockerd or set --docker-host", file=sys.stderr)
         return EXIT_CLUSTER
     except KeyboardInterrupt:
         pass

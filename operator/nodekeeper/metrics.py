@@ -28,6 +28,11 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.workload_restarts = Counter(
+            "nodekeeper_workload_restarts_total",
+            "Workload containers restarted by their restart policy.",
+            registry=self.registry,
+        )
         self.handler_errors = Counter(
             "nodekeeper_handler_errors_total",
             "Handler runs that ended in an error, by kind and stable error code.",

@@ -1,5 +1,8 @@
 """kopf handlers against the kmock API emulator (PyPI `kmock`, by kopf's author).
 
+The Docker side is the real engine (`scripts/docker-up.sh` starts one), so a Workload handled
+here runs a real container; only the API server is emulated.
+
 kmock's gaps, so nobody reads more into these tests than they prove (e2e covers each on a real
 API server): no resourceVersion, no status-subresource semantics (a status PATCH merges into the
 object), no label or field selectors (other nodes' objects DO arrive here, which is how the
@@ -10,6 +13,8 @@ agent's own filtering is tested), no schema validation, no server-side apply fie
 import asyncio
 import contextlib
 import dataclasses
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,14 +24,28 @@ import kubernetes.client
 import pytest
 
 from nodekeeper.api import GROUP, VERSION, backuprun, workload
-from nodekeeper.app import BACKUPRUN_FIELDS, HANDLER_FIELD_MANAGER, WORKLOAD_FIELDS
+from nodekeeper.app import (
+    BACKUPRUN_FIELDS,
+    HANDLER_FIELD_MANAGER,
+    RUNTIME_FIELD_MANAGER,
+    WORKLOAD_ADMISSION_FIELDS,
+    WORKLOAD_RUNTIME_FIELDS,
+)
 from nodekeeper.handlers import operator
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube.client import Credentials
 from nodekeeper.kube.status import ConditionChange, Resource, StatusWriter
 from nodekeeper.metrics import Metrics
+from nodekeeper.runtime.containers import Containers
+from nodekeeper.runtime.errors import DockerUnavailable
+from nodekeeper.runtime.events import ContainerEvents
+from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRunner
 
 NODE = "node-a"
+DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+# Workload uids made by the running test; teardown removes their real containers.
+CREATED_UIDS: set[str] = set()
+TEST_IMAGE = os.environ.get("NODEKEEPER_TEST_IMAGE", "nodekeeper-test/busybox:latest")
 WORKLOADS = kmock.resource(group=GROUP, version=VERSION, plural=workload.PLURAL)
 BACKUPRUNS = kmock.resource(group=GROUP, version=VERSION, plural=backuprun.PLURAL)
 
@@ -57,7 +76,9 @@ class NotifyingWriter(StatusWriter):
 class Agent:
     metrics: Metrics
     workloads: NotifyingWriter
+    workloads_runtime: NotifyingWriter
     backupruns: NotifyingWriter
+    containers: Containers
 
 
 @pytest.fixture
@@ -93,11 +114,22 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
     api = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=server))
     metrics = Metrics()
 
-    def writer(resource: Resource, fields: Sequence[str], types: Sequence[str]) -> NotifyingWriter:
+    try:
+        containers = Containers.connect(DOCKER_HOST)
+        await containers.ping()
+    except DockerUnavailable as e:
+        pytest.fail(f"no Docker engine at {DOCKER_HOST} ({e}); run scripts/docker-up.sh")
+
+    def writer(
+        resource: Resource,
+        fields: Sequence[str],
+        types: Sequence[str],
+        manager: str = HANDLER_FIELD_MANAGER,
+    ) -> NotifyingWriter:
         return NotifyingWriter(
             api,
             resource=resource,
-            field_manager=HANDLER_FIELD_MANAGER,
+            field_manager=manager,
             fields=fields,
             condition_types=types,
             node_name=NODE,
@@ -108,20 +140,32 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
         metrics=metrics,
         workloads=writer(
             Resource(workload.KIND, workload.PLURAL),
-            WORKLOAD_FIELDS,
-            (workload.ADMITTED, workload.READY),
+            WORKLOAD_ADMISSION_FIELDS,
+            (workload.ADMITTED,),
+        ),
+        workloads_runtime=writer(
+            Resource(workload.KIND, workload.PLURAL),
+            WORKLOAD_RUNTIME_FIELDS,
+            (workload.READY,),
+            RUNTIME_FIELD_MANAGER,
         ),
         backupruns=writer(
             Resource(backuprun.KIND, backuprun.PLURAL),
             BACKUPRUN_FIELDS,
             (backuprun.RUNNING, backuprun.COMPLETED),
         ),
+        containers=containers,
     )
+    events = ContainerEvents(containers.client, key_label=LABEL_UID)
+    events_task = asyncio.create_task(events.run())
     context = AgentContext(
         node_name=NODE,
         metrics=metrics,
         workload_status=result.workloads,
+        workload_runtime_status=result.workloads_runtime,
         backuprun_status=result.backupruns,
+        workloads=WorkloadRunner(containers),
+        events=events,
     )
     credentials = Credentials(
         server=server,
@@ -152,6 +196,14 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=10)
+        events_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await events_task
+        for uid in CREATED_UIDS:
+            for state in await containers.find({LABEL_UID: uid}):
+                await containers.remove(state.id)
+        CREATED_UIDS.clear()
+        containers.close()
         api.close()
 
 
@@ -163,11 +215,25 @@ async def eventually(check: Callable[[], bool], seconds: float = 10) -> None:
 
 
 def workload_object(name: str, node: str, **spec: Any) -> dict[str, Any]:
+    uid = f"{name}-{uuid.uuid4()}"  # unique per test run: the uid labels the real container
+    CREATED_UIDS.add(uid)
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": workload.KIND,
-        "metadata": {"name": name, "namespace": "default", "generation": 1, "uid": f"uid-{name}"},
-        "spec": {"nodeName": node, "image": "busybox:latest", **spec},
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "generation": 1,
+            "uid": uid,
+            "resourceVersion": "1",  # kopf's finalizer patch tests it; kmock keeps none
+        },
+        "spec": {
+            "nodeName": node,
+            "image": TEST_IMAGE,
+            "command": ["/bin/sleep"],
+            "args": ["300"],
+            **spec,
+        },
     }
 
 

@@ -8,10 +8,37 @@ docs/reference.md lists each with what it means; a test keeps the two in step.
 ADMITTED = "Admitted"
 INVALID_SPEC = "InvalidSpec"
 
+CONTAINER_RUNNING = "ContainerRunning"
+NO_CONTAINER = "NoContainer"
+CONTAINER_NOT_STARTED = "ContainerNotStarted"
+BACKING_OFF = "BackingOff"
+BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+COMPLETED = "Completed"
+CONTAINER_FAILED = "ContainerFailed"
+
 REASONS: dict[str, str] = {
     ADMITTED: "Workload `Admitted=True`: the spec is valid and this node accepted it.",
     INVALID_SPEC: "`Admitted=False` (Workload) or `Completed=True` (BackupRun): the spec "
     "failed validation; the message names the fields. Fix the spec and apply it again.",
+    CONTAINER_RUNNING: "Workload `Ready=True`: its container runs.",
+    NO_CONTAINER: "Workload `Ready=False`: no container exists yet.",
+    CONTAINER_NOT_STARTED: "Workload `Ready=False`: the container exists but has not started.",
+    BACKING_OFF: "Workload `Ready=False`: the container exited and is restarted at "
+    "`status.nextRetryAt` (exponential backoff with jitter).",
+    BACKOFF_LIMIT_EXCEEDED: "Workload `Ready=False`, phase Failed: the container kept exiting "
+    "and `backoff.maxRetries` restarts are used up.",
+    COMPLETED: "Workload `Ready=False`, phase Succeeded: the container exited with code 0 and "
+    "the restart policy does not restart it.",
+    CONTAINER_FAILED: "Workload `Ready=False`, phase Failed: the container exited with a "
+    "non-zero code and the restart policy does not restart it.",
+    "OOMKilled": "Workload `Ready=False`: the container was killed for exceeding its memory limit.",
+    "ImageNotFound": "Workload `Ready=False`, phase Pending: the image is not on the node; "
+    "retried every 30 s.",
+    "DockerUnavailable": "Workload `Ready=False`: the Docker engine did not answer; retried "
+    "every 10 s.",
+    "ContainerCreateFailed": "Workload `Ready=False`: Docker refused to create or start the "
+    "container; the message quotes Docker.",
+    "DockerError": "Workload `Ready=False`: another Docker failure; the message quotes Docker.",
 }
 
 # status.errorCode values (Workload) and error codes in metrics.
@@ -20,6 +47,7 @@ IMAGE_NOT_FOUND = "ImageNotFound"
 CONTAINER_NOT_FOUND = "ContainerNotFound"
 CONTAINER_CREATE_FAILED = "ContainerCreateFailed"
 DOCKER_ERROR = "DockerError"
+OOM_KILLED = "OOMKilled"
 
 ERROR_CODES: dict[str, str] = {
     INVALID_SPEC: "The spec failed validation; the message names the fields to fix.",
@@ -30,4 +58,6 @@ ERROR_CODES: dict[str, str] = {
     CONTAINER_CREATE_FAILED: "Docker refused to create or start the container; the message "
     "quotes Docker.",
     DOCKER_ERROR: "Any other Docker failure; the message quotes Docker.",
+    OOM_KILLED: "The container was killed for exceeding its memory limit; raise "
+    "resources.limits.memory.",
 }

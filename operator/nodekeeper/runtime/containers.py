@@ -49,6 +49,7 @@ class ContainerState:
     started_at: str | None
     finished_at: str | None
     log_path: str | None
+    created: str = ""
 
     @property
     def running(self) -> bool:
@@ -70,6 +71,7 @@ def _state(attrs: Mapping[str, Any]) -> ContainerState:
         started_at=state.get("StartedAt"),
         finished_at=state.get("FinishedAt") if status in ("exited", "dead") else None,
         log_path=attrs.get("LogPath") or None,
+        created=str(attrs.get("Created", "")),
     )
 
 
@@ -78,6 +80,10 @@ class Containers:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
+
+    @property
+    def client(self) -> docker.DockerClient:
+        return self._client
 
     @classmethod
     def connect(cls, base_url: str) -> "Containers":
@@ -134,6 +140,14 @@ class Containers:
         except DockerError as e:
             logger.warning("could not remove a half-made container", extra={"error": str(e)})
 
+    async def start(self, container_id: str) -> None:
+        """Start an existing (exited) container again; its json-file log continues."""
+        await asyncio.to_thread(
+            calling,
+            f"starting container {container_id}",
+            lambda: self._client.api.start(container_id),
+        )
+
     async def inspect(self, container_id: str) -> ContainerState:
         attrs = await asyncio.to_thread(
             calling,
@@ -148,13 +162,14 @@ class Containers:
 
         def listing() -> list[ContainerState]:
             found = self._client.api.containers(all=True, filters=filters)
-            states = []
+            states: list[ContainerState] = []
             for summary in found:
                 try:
                     states.append(_state(self._client.api.inspect_container(summary["Id"])))
                 except docker.errors.NotFound:
                     continue  # removed between the listing and the inspection
-            return states
+            # Newest first, so callers that want "the" container take the first.
+            return sorted(states, key=lambda state: state.created, reverse=True)
 
         return await asyncio.to_thread(calling, "listing containers", listing)
 

@@ -1,0 +1,161 @@
+"""Workloads as Docker containers: one labelled container per Workload, and what its state means.
+
+A container carries the Workload's uid, namespace, name and a hash of its spec. A spec change
+gives a new hash, and the old container is replaced. :func:`observe` turns a container's state
+and the restart policy into what the Workload's status should say, including when to restart.
+"""
+
+import dataclasses
+import hashlib
+import json
+import random
+
+from nodekeeper.api import codes
+from nodekeeper.api.quantities import memory_bytes, nano_cpus
+from nodekeeper.api.workload import Backoff, WorkloadSpec
+from nodekeeper.runtime.backoff import restart_delay
+from nodekeeper.runtime.containers import Containers, ContainerSpec, ContainerState
+
+LABEL_UID = "nodekeeper.io/workload-uid"
+LABEL_NAMESPACE = "nodekeeper.io/namespace"
+LABEL_NAME = "nodekeeper.io/name"
+LABEL_SPEC_HASH = "nodekeeper.io/spec-hash"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadRef:
+    uid: str
+    namespace: str
+    name: str
+
+
+def spec_hash(spec: WorkloadSpec) -> str:
+    # Only what shapes the container: restart and TTL settings do not need a new container.
+    shaping = spec.model_dump(
+        mode="json", include={"image", "command", "args", "env", "resources"}, exclude_none=True
+    )
+    encoded = json.dumps(shaping, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def container_spec(ref: WorkloadRef, spec: WorkloadSpec) -> ContainerSpec:
+    limits = spec.resources.limits if spec.resources and spec.resources.limits else None
+    return ContainerSpec(
+        # Docker names are unique per engine; the uid suffix keeps a recreated Workload apart.
+        name=f"nk-{ref.namespace}-{ref.name}-{ref.uid[:8]}"[:128],
+        image=spec.image,
+        command=spec.command,
+        args=spec.args,
+        env={variable.name: variable.value for variable in spec.env or []},
+        labels={
+            LABEL_UID: ref.uid,
+            LABEL_NAMESPACE: ref.namespace,
+            LABEL_NAME: ref.name,
+            LABEL_SPEC_HASH: spec_hash(spec),
+        },
+        memory_bytes=memory_bytes(limits.memory) if limits and limits.memory is not None else None,
+        nano_cpus=nano_cpus(limits.cpu) if limits and limits.cpu is not None else None,
+    )
+
+
+class WorkloadRunner:
+    def __init__(self, containers: Containers) -> None:
+        self.containers = containers
+
+    async def current(self, ref: WorkloadRef) -> ContainerState | None:
+        found = await self.containers.find({LABEL_UID: ref.uid})
+        return found[0] if found else None
+
+    async def ensure(self, ref: WorkloadRef, spec: WorkloadSpec) -> tuple[ContainerState, bool]:
+        """The Workload's container for this spec, created if needed; True when it is new."""
+        wanted = spec_hash(spec)
+        found = await self.containers.find({LABEL_UID: ref.uid})
+        keep = next((c for c in found if c.labels.get(LABEL_SPEC_HASH) == wanted), None)
+        for stale in found:
+            if stale is not keep:
+                await self.containers.remove(stale.id)
+        if keep is not None:
+            return keep, False
+        return await self.containers.run(container_spec(ref, spec)), True
+
+    async def restart(self, container_id: str) -> None:
+        await self.containers.start(container_id)
+
+    async def remove_all(self, ref: WorkloadRef) -> int:
+        removed = 0
+        for state in await self.containers.find({LABEL_UID: ref.uid}):
+            removed += await self.containers.remove(state.id)
+        return removed
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """What the Workload's status should say about its container."""
+
+    phase: str
+    ready: bool
+    reason: str
+    message: str
+    container_id: str | None
+    exit_code: int | None
+    restart_in: float | None = None  # seconds until the next restart while backing off
+
+
+def observe(
+    state: ContainerState | None,
+    spec: WorkloadSpec,
+    restarts: int,
+    *,
+    rng: random.Random | None = None,
+) -> Observation:
+    if state is None:
+        return Observation("Pending", False, codes.NO_CONTAINER, "no container yet", None, None)
+    if state.running:
+        return Observation("Running", True, codes.CONTAINER_RUNNING, "", state.id, None)
+    if state.status not in ("exited", "dead"):
+        return Observation(
+            "Pending",
+            False,
+            codes.CONTAINER_NOT_STARTED,
+            f"container is {state.status}",
+            state.id,
+            None,
+        )
+
+    code = state.exit_code if state.exit_code is not None else -1
+    how = "was OOM-killed" if state.oom_killed else f"exited with code {code}"
+    backoff = spec.backoff or Backoff()
+    wants_restart = spec.restartPolicy == "Always" or (
+        spec.restartPolicy == "OnFailure" and code != 0
+    )
+    if wants_restart and restarts < backoff.maxRetries:
+        delay = restart_delay(
+            restarts, initial=backoff.initialSeconds, maximum=backoff.maxSeconds, rng=rng
+        )
+        return Observation(
+            "Running",
+            False,
+            codes.BACKING_OFF,
+            f"the container {how}; restart {restarts + 1} of {backoff.maxRetries} in {delay:.0f} s",
+            state.id,
+            code,
+            restart_in=delay,
+        )
+    if wants_restart:
+        reason = codes.OOM_KILLED if state.oom_killed else codes.BACKOFF_LIMIT_EXCEEDED
+        return Observation(
+            "Failed",
+            False,
+            reason,
+            f"the container {how} after {restarts} restarts (backoff.maxRetries); "
+            "fix the cause and update the Workload",
+            state.id,
+            code,
+        )
+    if code == 0 and not state.oom_killed:
+        return Observation(
+            "Succeeded", False, "Completed", "the container exited with code 0", state.id, code
+        )
+    reason = codes.OOM_KILLED if state.oom_killed else codes.CONTAINER_FAILED
+    advice = "raise resources.limits.memory" if state.oom_killed else "check its logs"
+    return Observation("Failed", False, reason, f"the container {how}; {advice}", state.id, code)
