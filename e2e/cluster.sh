@@ -34,6 +34,11 @@ say() { echo "cluster.sh: $*"; }
 FAILED_MSG=""
 fail() { FAILED_MSG="$*"; echo "cluster.sh: $*" >&2; exit 1; }
 
+lock_state() {
+  exec 8>"$STATE/.lock"
+  flock -w 120 8 || fail "another cluster.sh has held $STATE/.lock for 120s: wait for it or stop it"
+}
+
 pidfile() { echo "$RUN/$1.pid"; }
 
 # pid of a running component we started, or empty. Checks that the pid is really our binary.
@@ -69,16 +74,29 @@ stray_pids() {
   done
 }
 
+alive() { # pid: running and not a zombie
+  local st
+  st="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$st" && "$st" != Z && "$st" != X ]]
+}
+
 stop_pid() { # pid name
   local pid="$1" i
   kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 150; i++)); do
+    alive "$pid" || return 0
     sleep 0.1
   done
-  say "$2 (pid $pid) did not stop in 10s: killing"
+  say "$2 (pid $pid) did not stop in 15s: killing"
   kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
+}
+
+stop_and_reap() { # pid name: stop, then give the parent (this shell or init) a moment to reap
+  local i
+  stop_pid "$@"
+  wait "$1" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do [[ -e "/proc/$1" ]] || return 0; sleep 0.1; done
 }
 
 teardown() {
@@ -86,16 +104,16 @@ teardown() {
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     c="${COMPONENTS[$i]}"
     pid="$(component_pid "$c")"
-    [[ -n "$pid" ]] && stop_pid "$pid" "$c"
+    [[ -n "$pid" ]] && stop_and_reap "$pid" "$c"
     rm -f "$(pidfile "$c")"
   done
-  for pid in $(stray_pids); do stop_pid "$pid" "stray $(readlink "/proc/$pid/exe" 2>/dev/null)"; done
+  for pid in $(stray_pids); do stop_and_reap "$pid" "stray $(readlink "/proc/$pid/exe" 2>/dev/null)"; done
   rm -rf "$STATE/etcd-data" "$RUN"
 }
 
 cmd_down() {
   mkdir -p "$STATE"
-  exec 8>"$STATE/.lock"; flock 8
+  lock_state
   teardown
   local left; left="$(stray_pids | tr '\n' ' ')"
   [[ -z "$left" ]] || fail "processes still running after down: $left (kill them by pid)"
@@ -210,7 +228,8 @@ start_component() { # name args...
   local name="$1"; shift
   local log="$LOGS/$name.log"
   [[ -f "$log" ]] && mv -f "$log" "$log.prev"
-  setsid "$BIN/$name" "$@" >"$log" 2>&1 </dev/null &
+  # 8>&-: the component must not inherit (and so hold) the lock on $STATE/.lock
+  setsid "$BIN/$name" "$@" >"$log" 2>&1 </dev/null 8>&- &
   echo $! >"$(pidfile "$name")"
 }
 
@@ -286,10 +305,13 @@ on_exit() {
 }
 
 cmd_up() {
-  local t0=$SECONDS
+  local t0=$SECONDS tool
+  for tool in openssl curl flock setsid base64 awk; do
+    command -v "$tool" >/dev/null || fail "$tool not found: apt-get install -y openssl curl util-linux coreutils gawk"
+  done
   "$HERE/build.sh" | { grep -v ': cached$' || true; }
   mkdir -p "$STATE" "$LOGS" "$RUN"
-  exec 8>"$STATE/.lock"; flock 8
+  lock_state
 
   if is_healthy; then
     say "already running on https://127.0.0.1:$(running_port) (pids in $RUN)"
