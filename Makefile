@@ -5,14 +5,15 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help venv lint format crds check-crds unit component integration test docker run clean
+.PHONY: help venv lint format crds unit component integration e2e cluster cluster-down kind-e2e test docker run clean
 
 help:
 	@echo "make run          local control plane + agent for this node (see README)"
-	@echo "make test         everything CI runs: lint, crds check, unit, component, integration"
+	@echo "make test         everything CI runs: lint, unit, component, integration, e2e"
 	@echo "make lint         ruff, mypy --strict, import-linter layer contracts"
 	@echo "make crds         regenerate crds/ from operator/nodekeeper/api/"
-	@echo "make unit | component | integration    one test layer"
+	@echo "make unit | component | integration | e2e    one test layer"
+	@echo "make cluster | cluster-down               the local control plane (e2e/cluster.sh)"
 
 venv: $(VENV)/.installed
 
@@ -23,14 +24,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests e2e
+	$(BIN)/ruff format --check operator tests e2e
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: venv
-	$(BIN)/ruff format operator tests
-	$(BIN)/ruff check --fix operator tests
+	$(BIN)/ruff format operator tests e2e
+	$(BIN)/ruff check --fix operator tests e2e
 
 crds: venv
 	$(BIN)/nodekeeper crds --out crds
@@ -47,12 +48,27 @@ docker:
 integration: venv docker
 	$(PYTEST) tests/integration
 
-test: lint unit component integration
+cluster:
+	e2e/cluster.sh up
 
-run:
-	@echo "make run: the local control plane lands with issue 3 (e2e/cluster.sh); until then run"
-	@echo "  .venv/bin/nodekeeper run --node-name NODE --kubeconfig FILE   against a cluster of yours"
-	@exit 2
+cluster-down:
+	e2e/cluster.sh down
+
+# Against the local control plane (started when needed), or the cluster in KUBECONFIG when set.
+e2e: venv docker
+	$(PYTEST) e2e/tests
+
+# For users with an image registry: a kind cluster whose API the same suite runs against, the
+# agent running on this machine for a kind node and this machine's Docker (cannot run here).
+kind-e2e: venv docker
+	kind create cluster --name nodekeeper-e2e --wait 120s
+	kind export kubeconfig --name nodekeeper-e2e --kubeconfig $(CURDIR)/.kind-kubeconfig
+	KUBECONFIG=$(CURDIR)/.kind-kubeconfig E2E_NODE=nodekeeper-e2e-control-plane $(PYTEST) e2e/tests
+
+test: lint unit component integration e2e
+
+run: venv
+	scripts/run-local.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

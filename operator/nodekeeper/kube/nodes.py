@@ -60,9 +60,7 @@ class NodeConditionWriter:
                     }
                 )
             body = {"status": {"conditions": entries}}
-            self._api.patch_node_status(
-                self._node_name, body, _content_type=STRATEGIC_MERGE_PATCH
-            )
+            self._api.patch_node_status(self._node_name, body, _content_type=STRATEGIC_MERGE_PATCH)
             return body
 
         return await asyncio.to_thread(calling, send)

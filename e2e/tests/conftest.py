@@ -1,0 +1,221 @@
+"""The e2e suite: a real kube-apiserver + etcd, the real Docker engine, the agent as a process.
+
+The cluster is the one in KUBECONFIG when that is set (kind, or any cluster of 1.32+ whose
+nodes run Docker), else `e2e/cluster.sh up` starts the local one. The agent runs as a process on
+this machine for one node: E2E_NODE, else the first Node of the cluster.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("NODEKEEPER_CACHE", Path.home() / ".cache" / "nodekeeper"))
+TEST_IMAGE = os.environ.get("NODEKEEPER_TEST_IMAGE", "nodekeeper-test/busybox:latest")
+
+
+def kubectl_binary() -> str:
+    cached = CACHE / "bin" / "kubectl"
+    if cached.exists():
+        return str(cached)
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.fail("no kubectl: run e2e/build.sh (it installs kubectl 1.35 into the cache)")
+    return found
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str) -> None:
+        self.binary = kubectl_binary()
+        self.kubeconfig = kubeconfig
+
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.binary, "--kubeconfig", self.kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def apply(
+        self, document: dict[str, Any], *, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("apply", "-f", "-", input=json.dumps(document), check=check)
+
+    def get(self, *args: str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.run("get", *args, "-o", "json").stdout)
+        return result
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    given = os.environ.get("KUBECONFIG")
+    if given:
+        return given
+    result = subprocess.run(
+        [str(ROOT / "e2e" / "cluster.sh"), "up"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(f"e2e/cluster.sh up failed: {result.stderr.strip() or result.stdout.strip()}")
+    path = subprocess.run(
+        [str(ROOT / "e2e" / "cluster.sh"), "kubeconfig"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return path
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: str) -> Kubectl:
+    return Kubectl(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def node(kubectl: Kubectl) -> str:
+    name = os.environ.get("E2E_NODE")
+    if name:
+        return name
+    nodes = kubectl.get("nodes")["items"]
+    assert nodes, "the cluster has no Node; e2e/cluster.sh registers one for this machine"
+    return str(nodes[0]["metadata"]["name"])
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "--server-side", "-f", str(ROOT / "crds"))
+    for name in ("workloads.nodekeeper.io", "backupruns.nodekeeper.io"):
+        kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class AgentProcess:
+    """`nodekeeper run` for one node, as a process, with its log in a file."""
+
+    def __init__(self, *, node: str, kubeconfig: str, log: Path, extra: tuple[str, ...] = ()):
+        self.port = free_port()
+        self.log = log
+        self._file = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nodekeeper.cli",
+                "run",
+                "--node-name",
+                node,
+                "--kubeconfig",
+                kubeconfig,
+                "--http-host",
+                "127.0.0.1",
+                "--http-port",
+                str(self.port),
+                *extra,
+            ],
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the agent exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"the agent was not ready within {seconds} s")
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in (labels or {}).items()
+                ):
+                    return float(sample.value)
+        return None
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._file.close()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def agent(
+    kubeconfig: str, node: str, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgentProcess]:
+    log = tmp_path_factory.mktemp("agent") / "agent.log"
+    process = AgentProcess(node=node, kubeconfig=kubeconfig, log=log)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        code = process.stop()
+        print(f"agent log: {log} (exit {code})")
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kubectl.run("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def wait_for(check: Any, seconds: float = 30, what: str = "condition") -> Any:
+    """Poll a real system that offers nothing to subscribe to (bounded; fails on timeout)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not reached within {seconds} s")
+
+
+def workload(name: str, namespace: str, node: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "nodekeeper.io/v1alpha1",
+        "kind": "Workload",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "nodeName": node,
+            "image": TEST_IMAGE,
+            "command": ["/bin/sh", "-c"],
+            "args": ["echo started; sleep 600"],
+            **spec,
+        },
+    }

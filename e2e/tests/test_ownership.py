@@ -1,0 +1,53 @@
+"""Each agent gets only its node's objects from the API server, and writes to nothing else."""
+
+from e2e.tests.conftest import AgentProcess, Kubectl, workload
+
+
+def test_other_nodes_objects_never_reach_the_agent(
+    kubectl: Kubectl, agent: AgentProcess, namespace: str, node: str
+) -> None:
+    kubectl.apply(workload("theirs", namespace, "some-other-node"))
+    kubectl.apply(workload("ours", namespace, node))
+    # Our own object is the barrier: once it is Ready, the agent has seen the events before it.
+    kubectl.run("wait", "--for=condition=Ready", "workload/ours", "-n", namespace, "--timeout=60s")
+
+    theirs = kubectl.get("workload", "theirs", "-n", namespace)
+    assert "status" not in theirs
+    assert "finalizers" not in theirs["metadata"]
+    assert not any(
+        key.startswith("nodekeeper.io/") for key in theirs["metadata"].get("annotations", {})
+    )
+    # The field selector is applied by the server: not one event of another node arrived.
+    assert not agent.metric("nodekeeper_foreign_events_total", {"kind": "Workload"})
+    kubectl.run("delete", "workload", "ours", "-n", namespace, "--timeout=60s")
+
+
+def test_a_second_agent_for_another_node_leaves_this_nodes_objects_alone(
+    kubectl: Kubectl,
+    kubeconfig: str,
+    agent: AgentProcess,
+    namespace: str,
+    node: str,
+    tmp_path: object,
+) -> None:
+    from pathlib import Path
+
+    other = AgentProcess(
+        node="e2e-other-node", kubeconfig=kubeconfig, log=Path(str(tmp_path)) / "other.log"
+    )
+    try:
+        other.wait_ready()
+        kubectl.apply(workload("mine", namespace, node))
+        kubectl.run(
+            "wait", "--for=condition=Ready", "workload/mine", "-n", namespace, "--timeout=60s"
+        )
+        body = kubectl.get("workload", "mine", "-n", namespace, "--show-managed-fields")
+        assert not other.metric("nodekeeper_foreign_events_total", {"kind": "Workload"})
+        writes = other.metric(
+            "nodekeeper_status_writes_total", {"kind": "Workload", "outcome": "applied"}
+        )
+        assert not writes
+        assert body["status"]["phase"] == "Running"
+    finally:
+        assert other.stop() == 0
+    kubectl.run("delete", "workload", "mine", "-n", namespace, "--timeout=60s")
