@@ -1,6 +1,5 @@
 """The agent's Node condition patch adds its conditions and leaves the kubelet's untouched."""
 
-import asyncio
 import datetime
 from collections.abc import Iterator
 
@@ -28,17 +27,15 @@ def conditions(kubectl: Kubectl, node: str) -> dict[str, dict[str, str]]:
     return {c["type"]: c for c in kubectl.get("node", node)["status"]["conditions"]}
 
 
-def test_patching_our_condition_keeps_every_other_condition(
+async def test_patching_our_condition_keeps_every_other_condition(
     kubectl: Kubectl, api: kubernetes.client.ApiClient, node: str
 ) -> None:
     before = conditions(kubectl, node)
     assert "Ready" in before, "the cluster's Node has no Ready condition to protect"
     writer = NodeConditionWriter(api, node_name=node)
     try:
-        asyncio.run(
-            writer.patch(
-                [NodeCondition(TYPE, "False", "NoPressure", "cpu some avg10 0.01")], now=T0
-            )
+        await writer.patch(
+            [NodeCondition(TYPE, "False", "NoPressure", "cpu some avg10 0.01")], now=T0
         )
         after = conditions(kubectl, node)
         assert after[TYPE]["status"] == "False"
@@ -48,16 +45,14 @@ def test_patching_our_condition_keeps_every_other_condition(
                 assert after[other] == condition, f"{other} changed"
 
         later = T0 + datetime.timedelta(minutes=1)
-        asyncio.run(
-            writer.patch([NodeCondition(TYPE, "False", "NoPressure", "still fine")], now=later)
-        )
+        await writer.patch([NodeCondition(TYPE, "False", "NoPressure", "still fine")], now=later)
         same = conditions(kubectl, node)[TYPE]
         assert same["lastTransitionTime"] == "2026-05-01T10:00:00Z"
         assert same["lastHeartbeatTime"] == "2026-05-01T10:01:00Z"
 
         flipped_at = T0 + datetime.timedelta(minutes=2)
-        asyncio.run(
-            writer.patch([NodeCondition(TYPE, "True", "CPUPressure", "avg10 0.9")], now=flipped_at)
+        await writer.patch(
+            [NodeCondition(TYPE, "True", "CPUPressure", "avg10 0.9")], now=flipped_at
         )
         flipped = conditions(kubectl, node)
         assert flipped[TYPE]["lastTransitionTime"] == "2026-05-01T10:02:00Z"

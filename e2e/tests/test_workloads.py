@@ -1,6 +1,7 @@
 """Workloads on the real API server and the real Docker engine, end to end."""
 
 import subprocess
+from collections.abc import Iterator
 
 import docker
 import pytest
@@ -9,8 +10,10 @@ from e2e.tests.conftest import AgentProcess, Kubectl, wait_for, workload
 
 
 @pytest.fixture(scope="module")
-def engine() -> docker.DockerClient:
-    return docker.from_env()
+def engine() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    client.close()
 
 
 def containers_of(engine: docker.DockerClient, uid: str) -> list[str]:
