@@ -178,7 +178,9 @@ def agent(
     kubeconfig: str, node: str, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentProcess]:
     log = tmp_path_factory.mktemp("agent") / "agent.log"
-    process = AgentProcess(node=node, kubeconfig=kubeconfig, log=log)
+    # Garbage collection every second, so the suite sees orphans removed without waiting.
+    extra = ("--gc-interval-seconds", "1", "--gc-grace-seconds", "0")
+    process = AgentProcess(node=node, kubeconfig=kubeconfig, log=log, extra=extra)
     try:
         process.wait_ready()
         yield process

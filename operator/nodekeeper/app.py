@@ -17,13 +17,15 @@ import kopf
 from nodekeeper import __version__
 from nodekeeper.api import backuprun, workload
 from nodekeeper.config import Settings
-from nodekeeper.handlers import operator
+from nodekeeper.handlers import garbage, operator
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube import client, version
+from nodekeeper.kube.objects import Objects
 from nodekeeper.kube.status import Resource, StatusWriter
 from nodekeeper.metrics import Metrics
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.events import ContainerEvents
+from nodekeeper.runtime.images import ImagePolicy
 from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRunner
 from nodekeeper.server import HttpServer
 
@@ -73,15 +75,16 @@ async def run(settings: Settings) -> None:
     configuration = client.load(settings.kubeconfig)
     api = client.api_client(configuration)
     containers: Containers | None = None
-    events_task: asyncio.Task[None] | None = None
+    background: list[asyncio.Task[None]] = []
     try:
         server_version = await version.check(api)
         containers = Containers.connect(settings.docker_host)
         await containers.ping()
         events = ContainerEvents(containers.client, key_label=LABEL_UID)
         # Started before kopf: kopf cancels every task created after it starts as its own.
-        events_task = asyncio.create_task(events.run(), name="docker events")
-        metrics = Metrics()
+        background.append(asyncio.create_task(events.run(), name="docker events"))
+        phases: dict[str, str] = {}
+        metrics = Metrics(workload_phases=lambda: phases)
         metrics.agent_info.info({"version": __version__, "node": settings.node_name})
         context = AgentContext(
             node_name=settings.node_name,
@@ -115,7 +118,20 @@ async def run(settings: Settings) -> None:
             ),
             workloads=WorkloadRunner(containers),
             events=events,
+            objects=Objects(api),
+            image_policy=ImagePolicy(settings.image_policy),
+            phases=phases,
         )
+        # Started before kopf, like the events task.
+        garbage_task = asyncio.create_task(
+            garbage.collector(
+                context,
+                interval_seconds=settings.gc_interval_seconds,
+                grace_seconds=settings.gc_grace_seconds,
+            ),
+            name="garbage collector",
+        )
+        background.append(garbage_task)
         readiness = Readiness(started=asyncio.Event())
         server = HttpServer(
             host=settings.http_host,
@@ -148,10 +164,10 @@ async def run(settings: Settings) -> None:
             logger.info("operator stopped; stopping the HTTP server")
             await asyncio.wait_for(server.stop(), timeout=settings.shutdown_timeout_seconds)
     finally:
-        if events_task is not None:
-            events_task.cancel()
+        for task in background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await events_task
+                await task
         if containers is not None:
             containers.close()
         api.close()  # type: ignore[no-untyped-call]

@@ -20,12 +20,13 @@ EXIT_CLUSTER = 1
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     for name, info in Settings.model_fields.items():
+        default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
         parser.add_argument(
             flag_name(name),
             dest=name,
             default=None,
             metavar=name.upper(),
-            help=f"{info.description} (env NODEKEEPER_{name.upper()}; default: {info.default!r})",
+            help=f"{info.description} (env NODEKEEPER_{name.upper()}; default: {default!r})",
         )
 
 
@@ -52,6 +53,19 @@ def parser() -> argparse.ArgumentParser:
         description="Generate crds/*.yaml from the API models.",
     )
     crds.add_argument("--out", type=Path, default=Path("crds"), help="output folder (crds/)")
+
+    release = commands.add_parser(
+        "release-node",
+        help="remove nodekeeper's finalizers from a node that is gone for good",
+        description="When a node will never come back, its agent can no longer remove its "
+        "Workloads' containers, so deleting those Workloads (or the CRDs) would hang on "
+        "nodekeeper.io/finalizer. This removes that finalizer from every Workload and BackupRun "
+        "assigned to NODE and says what it left behind.",
+    )
+    release.add_argument("node", metavar="NODE", help="the node's name (spec.nodeName)")
+    release.add_argument(
+        "--kubeconfig", type=Path, default=None, help="kubeconfig file (default: KUBECONFIG)"
+    )
     return top
 
 
@@ -59,7 +73,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "crds":
         return _crds(args.out)
+    if args.command == "release-node":
+        return _release_node(args.node, args.kubeconfig)
     return _run(vars(args))
+
+
+def _release_node(node: str, kubeconfig: Path | None) -> int:
+    import os
+
+    from nodekeeper.api import backuprun, workload
+    from nodekeeper.kube import client
+    from nodekeeper.kube.errors import KubeError
+    from nodekeeper.kube.objects import Objects
+
+    if kubeconfig is None and os.environ.get("KUBECONFIG"):
+        kubeconfig = Path(os.environ["KUBECONFIG"])
+
+    async def release() -> list[str]:
+        api = client.api_client(client.load(kubeconfig))
+        try:
+            objects = Objects(api)
+            lines = []
+            for plural, kind in ((workload.PLURAL, "Workload"), (backuprun.PLURAL, "BackupRun")):
+                refs = await objects.list_on_node(plural, node)
+                released = [ref for ref in refs if await objects.release(plural, ref)]
+                lines.append(
+                    f"{kind}s on {node}: {len(refs)}, finalizers released: {len(released)}"
+                )
+                lines.extend(f"  released {kind} {r.namespace}/{r.name}" for r in released)
+            return lines
+        finally:
+            api.close()  # type: ignore[no-untyped-call]
+
+    try:
+        lines = asyncio.run(release())
+    except KubeError as e:
+        print(f"nodekeeper: {e}", file=sys.stderr)
+        return EXIT_CLUSTER
+    print("\n".join(lines))
+    print(
+        f"Left behind: any containers on {node} itself (label nodekeeper.io/managed=true) and "
+        "their logs; if the node comes back, remove them there with "
+        "`docker rm -f $(docker ps -aq --filter label=nodekeeper.io/managed=true)`."
+    )
+    return 0
 
 
 def _crds(out: Path) -> int:

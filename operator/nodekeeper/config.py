@@ -6,6 +6,7 @@ missing setting ends start-up with one line naming the setting and what it expec
 (:class:`SettingsError`), never with a traceback.
 """
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -50,9 +51,27 @@ class Settings(BaseSettings):
     docker_host: str = Field(
         default="unix:///var/run/docker.sock", description="Docker Engine API endpoint."
     )
+    image_policy: dict[str, list[str]] = Field(
+        default_factory=lambda: {"*": ["*"]},
+        description="Images each namespace may run, as JSON: namespace (or *) to shell patterns, "
+        'e.g. {"team-a": ["registry.example/team-a/*"], "*": []}.',
+    )
+    gc_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often orphaned containers are looked for."
+    )
+    gc_grace_seconds: float = Field(
+        default=30.0, ge=0, description="A container younger than this is never an orphan."
+    )
     shutdown_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Deadline for a clean stop after SIGTERM."
     )
+
+    @field_validator("image_policy", mode="before")
+    @classmethod
+    def _policy_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value)  # a ValueError becomes a one-line SettingsError
+        return value
 
     @field_validator("node_name")
     @classmethod

@@ -4,12 +4,40 @@ Names follow Prometheus conventions (``_total`` counters, base units). docs/refe
 every metric; a test compares that list with this registry.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Info
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+WORKLOAD_PHASES = ("Pending", "Running", "Succeeded", "Failed")
+
+
+class WorkloadPhases(Collector):
+    """Workloads by phase, built fresh from a snapshot at scrape time: no stale series."""
+
+    def __init__(self, snapshot: Callable[[], Mapping[str, str]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "nodekeeper_workloads", "Workloads on this node by phase.", labels=["phase"]
+        )
+        phases = list(self._snapshot().values())
+        for phase in WORKLOAD_PHASES:
+            family.add_metric([phase], phases.count(phase))
+        yield family
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        workload_phases: Callable[[], Mapping[str, str]] = dict,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.registry.register(WorkloadPhases(workload_phases))
         self.agent_info = Info(
             "nodekeeper_agent",
             "The agent's version and node.",
@@ -31,6 +59,20 @@ class Metrics:
         self.workload_restarts = Counter(
             "nodekeeper_workload_restarts_total",
             "Workload containers restarted by their restart policy.",
+            registry=self.registry,
+        )
+        self.reconcile_duration = Histogram(
+            "nodekeeper_reconcile_duration_seconds",
+            "Time a create/update/resume handler took, by kind.",
+            ["kind"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.garbage_collected = Counter(
+            "nodekeeper_garbage_collected_total",
+            "Clean-up actions: orphan_removed (a labelled container with no Workload), "
+            "recreated (a Workload whose container vanished), ttl_deleted (ttlSecondsAfterFailed).",
+            ["action"],
             registry=self.registry,
         )
         self.handler_errors = Counter(

@@ -34,11 +34,13 @@ from nodekeeper.app import (
 from nodekeeper.handlers import operator
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube.client import Credentials
+from nodekeeper.kube.objects import Objects
 from nodekeeper.kube.status import ConditionChange, Resource, StatusWriter
 from nodekeeper.metrics import Metrics
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerUnavailable
 from nodekeeper.runtime.events import ContainerEvents
+from nodekeeper.runtime.images import ImagePolicy
 from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRunner
 
 NODE = "node-a"
@@ -166,6 +168,8 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
         backuprun_status=result.backupruns,
         workloads=WorkloadRunner(containers),
         events=events,
+        objects=Objects(api),
+        image_policy=ImagePolicy({"locked": ["registry.example/*"], "*": ["nodekeeper-test/*"]}),
     )
     credentials = Credentials(
         server=server,
@@ -214,7 +218,9 @@ async def eventually(check: Callable[[], bool], seconds: float = 10) -> None:
             await asyncio.sleep(0.02)
 
 
-def workload_object(name: str, node: str, **spec: Any) -> dict[str, Any]:
+def workload_object(
+    name: str, node: str, namespace: str = "default", **spec: Any
+) -> dict[str, Any]:
     uid = f"{name}-{uuid.uuid4()}"  # unique per test run: the uid labels the real container
     CREATED_UIDS.add(uid)
     return {
@@ -222,7 +228,7 @@ def workload_object(name: str, node: str, **spec: Any) -> dict[str, Any]:
         "kind": workload.KIND,
         "metadata": {
             "name": name,
-            "namespace": "default",
+            "namespace": namespace,
             "generation": 1,
             "uid": uid,
             "resourceVersion": "1",  # kopf's finalizer patch tests it; kmock keeps none

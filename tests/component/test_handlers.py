@@ -134,3 +134,15 @@ async def test_a_valid_backuprun_is_pending(
     )
     assert await agent.backupruns.next_call() == ("nightly", True)
     assert status(emulator, BACKUPRUNS, "nightly")["phase"] == "Pending"
+
+
+async def test_an_image_outside_the_policy_is_not_run(
+    emulator: kmock.KubernetesEmulator, agent: Agent
+) -> None:
+    emulator.objects[WORKLOADS, "locked", "web"] = workload_object("web", NODE, namespace="locked")
+    assert await agent.workloads.next_call() == ("web", True)
+    admitted = condition(applied(emulator, "web", "nodekeeper-agent"), "Admitted")
+    assert (admitted["status"], admitted["reason"]) == ("False", "ImageNotAllowed")
+    assert "allowed: registry.example/*" in admitted["message"]
+    uid = emulator.objects[WORKLOADS, "locked", "web"].raw["metadata"]["uid"]
+    assert await agent.containers.find({"nodekeeper.io/workload-uid": uid}) == []

@@ -7,6 +7,7 @@ docs/reference.md lists each with what it means; a test keeps the two in step.
 # Condition reasons.
 ADMITTED = "Admitted"
 INVALID_SPEC = "InvalidSpec"
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 
 CONTAINER_RUNNING = "ContainerRunning"
 NO_CONTAINER = "NoContainer"
@@ -39,6 +40,8 @@ REASONS: dict[str, str] = {
     "ContainerCreateFailed": "Workload `Ready=False`: Docker refused to create or start the "
     "container; the message quotes Docker.",
     "DockerError": "Workload `Ready=False`: another Docker failure; the message quotes Docker.",
+    IMAGE_NOT_ALLOWED: "Workload `Admitted=False`, phase Failed: the image policy does not "
+    "allow the image in this namespace.",
 }
 
 # status.errorCode values (Workload) and error codes in metrics.
@@ -60,4 +63,6 @@ ERROR_CODES: dict[str, str] = {
     DOCKER_ERROR: "Any other Docker failure; the message quotes Docker.",
     OOM_KILLED: "The container was killed for exceeding its memory limit; raise "
     "resources.limits.memory.",
+    IMAGE_NOT_ALLOWED: "The image policy (setting image_policy) does not allow this image in "
+    "this namespace; use an allowed image or ask the node's operators.",
 }

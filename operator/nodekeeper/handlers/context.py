@@ -2,9 +2,11 @@
 
 import dataclasses
 
+from nodekeeper.kube.objects import Objects
 from nodekeeper.kube.status import StatusWriter
 from nodekeeper.metrics import Metrics
 from nodekeeper.runtime.events import ContainerEvents
+from nodekeeper.runtime.images import ImagePolicy
 from nodekeeper.runtime.workloads import WorkloadRunner
 
 
@@ -17,3 +19,8 @@ class AgentContext:
     backuprun_status: StatusWriter
     workloads: WorkloadRunner
     events: ContainerEvents
+    objects: Objects
+    image_policy: ImagePolicy
+    # Workload uid -> phase as last reported, for the nodekeeper_workloads gauge. Shared by
+    # every copy kopf makes of this context (a dict is copied by reference).
+    phases: dict[str, str] = dataclasses.field(default_factory=dict)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -29,6 +30,8 @@ from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.ownership import is_foreign, is_own
 from nodekeeper.handlers.validation import explain
 from nodekeeper.handlers.writing import retrying_status_writes
+from nodekeeper.kube.errors import KubeError
+from nodekeeper.kube.objects import ObjectRef
 from nodekeeper.kube.status import ConditionChange
 from nodekeeper.runtime.errors import DockerError, DockerUnavailable
 from nodekeeper.runtime.events import RESYNC, ContainerEvent
@@ -105,6 +108,11 @@ async def write_runtime(
 
 async def reconcile(body: kopf.Body, memo: AgentContext, reason: str, **_: Any) -> None:
     """create / update(spec) / resume: admit the spec, then make sure its container exists."""
+    with memo.metrics.reconcile_duration.labels(kind=KIND).time():
+        await _reconcile(body, memo, reason)
+
+
+async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> None:
     try:
         spec = WorkloadSpec.model_validate(dict(body.spec))
     except ValidationError as e:
@@ -126,6 +134,26 @@ async def reconcile(body: kopf.Body, memo: AgentContext, reason: str, **_: Any) 
         return
 
     ref = ref_of(body)
+    if not memo.image_policy.allowed(ref.namespace, spec.image):
+        message = (
+            f"image {spec.image!r} is not allowed in namespace {ref.namespace} on this node "
+            f"(allowed: {memo.image_policy.describe(ref.namespace)}); use an allowed image"
+        )
+        memo.metrics.handler_errors.labels(kind=KIND, code=codes.IMAGE_NOT_ALLOWED).inc()
+        await write_admission(
+            body,
+            memo,
+            admitted=False,
+            reason=codes.IMAGE_NOT_ALLOWED,
+            message=message,
+            error_code=codes.IMAGE_NOT_ALLOWED,
+            error_message=message,
+        )
+        verdict = Observation("Failed", False, codes.IMAGE_NOT_ALLOWED, message, None, None)
+        await write_runtime(body, memo, verdict, restarts=0)
+        await memo.workloads.remove_all(ref)  # a container of an earlier, allowed spec goes too
+        return
+
     try:
         state, created = await memo.workloads.ensure(ref, spec)
     except DockerError as e:
@@ -179,38 +207,94 @@ async def monitor(
     stop = asyncio.ensure_future(stopped.wait())
     try:
         while not stopped:
-            try:
-                spec = WorkloadSpec.model_validate(dict(body.spec))
-            except ValidationError:
-                spec = None  # the handler reports it; wait for a fixed spec
-            observation = None
-            if spec is not None and _admitted(body):
-                try:
-                    state = await memo.workloads.current(ref)
-                except DockerUnavailable:
-                    state = None  # an events resync follows the reconnect
-                else:
-                    observation = observe(state, spec, restarts)
-                    await write_runtime(body, memo, observation, restarts=restarts)
-
-            event = await _next_event(queue, stop, observation)
-            if event is None and observation is not None and observation.restart_in is not None:
-                try:
-                    await memo.workloads.restart(observation.container_id or "")
-                except DockerError as e:
-                    logger.warning("restart failed", extra={"object": label(body), "error": str(e)})
-                    continue
-                restarts += 1
-                memo.metrics.workload_restarts.inc()
-                logger.info(
-                    "workload container restarted",
-                    extra={"object": label(body), "restarts": restarts},
-                )
-            elif event is not None and event.action == RESPEC:
-                restarts = 0
+            observation, wake_in = await _look(body, memo, ref, restarts)
+            event = await _next_event(queue, stop, wake_in)
+            if event is not None:
+                if event.action == RESPEC:
+                    restarts = 0
+                continue
+            if observation is None or stopped:
+                continue
+            if observation.restart_in is not None:
+                if await _restart(body, memo, observation):
+                    restarts += 1
+            elif observation.phase == "Failed":
+                await _expire(body, memo, ref)
     finally:
         stop.cancel()
         memo.events.unsubscribe(ref.uid, queue)
+        memo.phases.pop(ref.uid, None)
+
+
+async def _look(
+    body: kopf.Body, memo: AgentContext, ref: WorkloadRef, restarts: int
+) -> tuple[Observation | None, float | None]:
+    """Observe the container and report it; also say when to wake up without an event."""
+    try:
+        spec = WorkloadSpec.model_validate(dict(body.spec))
+    except ValidationError:
+        return None, None  # the handler reports it; wait for a fixed spec
+    if not _admitted(body):
+        return None, None
+    try:
+        state = await memo.workloads.current(ref)
+        if state is None and _lost_container(body):
+            # It ran, and now it is gone (removed behind our back): make it again.
+            state, _ = await memo.workloads.ensure(ref, spec)
+            memo.metrics.garbage_collected.labels(action="recreated").inc()
+            logger.warning("workload container vanished; recreated", extra={"object": label(body)})
+    except DockerError:
+        return None, None  # an events resync follows the engine's return
+    observation = observe(state, spec, restarts)
+    memo.phases[ref.uid] = observation.phase
+    await write_runtime(body, memo, observation, restarts=restarts)
+    if observation.restart_in is not None:
+        return observation, observation.restart_in
+    if observation.phase == "Failed" and spec.ttlSecondsAfterFailed is not None:
+        finished = _finished_at(state.finished_at if state is not None else None)
+        return observation, max(0.0, finished + spec.ttlSecondsAfterFailed - time.time())
+    return observation, None
+
+
+def _lost_container(body: kopf.Body) -> bool:
+    status = body.get("status") or {}
+    return bool(status.get("containerID")) and status.get("phase") in ("Pending", "Running")
+
+
+def _finished_at(text: str | None) -> float:
+    """Docker's FinishedAt (RFC 3339 with nanoseconds) as a Unix time; now if unreadable."""
+    if not text or text.startswith("0001-"):
+        return time.time()
+    try:
+        seconds, _, _ = text.rstrip("Z").partition(".")
+        moment = datetime.datetime.fromisoformat(seconds).replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return time.time()
+    return moment.timestamp()
+
+
+async def _restart(body: kopf.Body, memo: AgentContext, observation: Observation) -> bool:
+    try:
+        await memo.workloads.restart(observation.container_id or "")
+    except DockerError as e:
+        logger.warning("restart failed", extra={"object": label(body), "error": str(e)})
+        return False
+    memo.metrics.workload_restarts.inc()
+    logger.info("workload container restarted", extra={"object": label(body)})
+    return True
+
+
+async def _expire(body: kopf.Body, memo: AgentContext, ref: WorkloadRef) -> None:
+    """ttlSecondsAfterFailed passed: delete the Workload (its finalizer removes the container)."""
+    target = ObjectRef(namespace=ref.namespace, name=ref.name, uid=ref.uid)
+    try:
+        deleted = await memo.objects.delete(PLURAL, target)
+    except KubeError as e:
+        logger.warning("TTL deletion failed", extra={"object": label(body), "error": str(e)})
+        return
+    if deleted:
+        memo.metrics.garbage_collected.labels(action="ttl_deleted").inc()
+        logger.info("failed workload deleted after its TTL", extra={"object": label(body)})
 
 
 def _admitted(body: kopf.Body) -> bool:
@@ -221,14 +305,13 @@ def _admitted(body: kopf.Body) -> bool:
 
 
 async def _next_event(
-    queue: asyncio.Queue[ContainerEvent], stop: asyncio.Future[Any], observation: Observation | None
+    queue: asyncio.Queue[ContainerEvent], stop: asyncio.Future[Any], wake_in: float | None
 ) -> ContainerEvent | None:
-    """The next container event; None when the restart delay passed first (or on stop)."""
-    timeout = observation.restart_in if observation is not None else None
+    """The next container event; None when ``wake_in`` seconds passed first."""
     getter = asyncio.ensure_future(queue.get())
     try:
         done, _ = await asyncio.wait(
-            {getter, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            {getter, stop}, timeout=wake_in, return_when=asyncio.FIRST_COMPLETED
         )
     finally:
         if not getter.done():

@@ -118,6 +118,7 @@ class Containers:
             kwargs["command"] = list(spec.args)
         if spec.memory_bytes is not None:
             kwargs["mem_limit"] = spec.memory_bytes
+            kwargs["memswap_limit"] = spec.memory_bytes  # no swap on top, as Kubernetes does
         if spec.nano_cpus is not None:
             kwargs["nano_cpus"] = spec.nano_cpus
         container: docker.models.containers.Container = calling(

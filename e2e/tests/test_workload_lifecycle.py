@@ -1,0 +1,158 @@
+"""What happens to Workloads over time: OOM kills, vanished containers, orphans, TTL, lost nodes."""
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from e2e.tests.conftest import TEST_IMAGE, AgentProcess, Kubectl, wait_for, workload
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+def ready_condition(kubectl: Kubectl, name: str, namespace: str) -> dict[str, str]:
+    status = kubectl.get("workload", name, "-n", namespace).get("status", {})
+    return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+
+
+def test_an_oom_kill_is_reported(
+    kubectl: Kubectl, agent: AgentProcess, namespace: str, node: str
+) -> None:
+    kubectl.apply(
+        workload(
+            "hungry",
+            namespace,
+            node,
+            args=["head -c 200000000 /dev/zero | tail >/dev/null"],
+            restartPolicy="Never",
+            resources={"limits": {"memory": "16Mi"}},
+        )
+    )
+    kubectl.run(
+        "wait",
+        "--for=jsonpath={.status.phase}=Failed",
+        "workload/hungry",
+        "-n",
+        namespace,
+        "--timeout=60s",
+    )
+    ready = ready_condition(kubectl, "hungry", namespace)
+    assert ready["reason"] == "OOMKilled"
+    assert "raise resources.limits.memory" in ready["message"]
+    assert kubectl.get("workload", "hungry", "-n", namespace)["status"]["lastExitCode"] == 137
+
+
+def test_a_vanished_container_is_recreated(
+    kubectl: Kubectl, agent: AgentProcess, namespace: str, node: str, engine: docker.DockerClient
+) -> None:
+    kubectl.apply(workload("phoenix", namespace, node))
+    kubectl.run(
+        "wait", "--for=condition=Ready", "workload/phoenix", "-n", namespace, "--timeout=60s"
+    )
+    old = kubectl.get("workload", "phoenix", "-n", namespace)["status"]["containerID"]
+    engine.api.remove_container(old, force=True)
+
+    def recreated() -> str | None:
+        status = kubectl.get("workload", "phoenix", "-n", namespace).get("status", {})
+        new = status.get("containerID")
+        ready = ready_condition(kubectl, "phoenix", namespace).get("status") == "True"
+        return new if new and new != old and ready else None
+
+    wait_for(recreated, seconds=60, what="a recreated container")
+    assert (agent.metric("nodekeeper_garbage_collected_total", {"action": "recreated"}) or 0) >= 1
+
+
+def test_an_orphaned_container_is_removed(agent: AgentProcess, engine: docker.DockerClient) -> None:
+    orphan = engine.containers.run(
+        TEST_IMAGE,
+        ["sleep", "600"],
+        detach=True,
+        labels={
+            "nodekeeper.io/managed": "true",
+            "nodekeeper.io/workload-uid": str(uuid.uuid4()),
+            "nodekeeper.io/namespace": "gone",
+            "nodekeeper.io/name": "gone",
+        },
+    )
+
+    def removed() -> bool:
+        return not engine.containers.list(all=True, filters={"id": orphan.id})
+
+    wait_for(removed, seconds=30, what="the orphan's removal")
+    assert (
+        agent.metric("nodekeeper_garbage_collected_total", {"action": "orphan_removed"}) or 0
+    ) >= 1
+
+
+def test_a_failed_workload_is_deleted_after_its_ttl(
+    kubectl: Kubectl, agent: AgentProcess, namespace: str, node: str, engine: docker.DockerClient
+) -> None:
+    kubectl.apply(
+        workload(
+            "brief",
+            namespace,
+            node,
+            args=["exit 1"],
+            restartPolicy="Never",
+            ttlSecondsAfterFailed=2,
+        )
+    )
+    uid = kubectl.get("workload", "brief", "-n", namespace)["metadata"]["uid"]
+
+    def deleted() -> bool:
+        result = kubectl.run("get", "workload", "brief", "-n", namespace, check=False)
+        return "NotFound" in result.stderr
+
+    wait_for(deleted, seconds=60, what="deletion after the TTL")
+    assert not engine.containers.list(
+        all=True, filters={"label": f"nodekeeper.io/workload-uid={uid}"}
+    )
+
+
+def test_release_node_lets_a_lost_nodes_workloads_go(
+    kubectl: Kubectl, kubeconfig: str, crds: None, namespace: str
+) -> None:
+    document = workload("stranded", namespace, "lost-node")
+    document["metadata"]["finalizers"] = ["nodekeeper.io/finalizer", "example.com/keep"]
+    kubectl.apply(document)
+    kubectl.run("delete", "workload", "stranded", "-n", namespace, "--wait=false")
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nodekeeper.cli",
+            "release-node",
+            "lost-node",
+            "--kubeconfig",
+            kubeconfig,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"released Workload {namespace}/stranded" in result.stdout
+    assert "Left behind" in result.stdout
+    remaining = kubectl.get("workload", "stranded", "-n", namespace)["metadata"]["finalizers"]
+    assert remaining == ["example.com/keep"]  # only nodekeeper's own finalizer is taken away
+    kubectl.run(
+        "patch",
+        "workload",
+        "stranded",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "remove", "path": "/metadata/finalizers"}]),
+    )
