@@ -18,7 +18,9 @@ class AbsenceLog:
         self._logger = logger
         self._missing: set[Hashable] = set()
 
-    def missing(self, key: Hashable, path: Path, *, what: str, error: OSError | None = None) -> None:
+    def missing(
+        self, key: Hashable, path: Path, *, what: str, error: OSError | None = None
+    ) -> None:
         if key in self._missing:
             return
         self._missing.add(key)

@@ -1,0 +1,360 @@
+"""Control groups: the limits, usage, OOM kills, throttling and PSI of the node, a container, us.
+
+Three layouts exist in the field and this module reads all of them from one injected root
+(``/sys/fs/cgroup`` on a real node):
+
+- **v1**: one mount per controller (``memory/``, ``cpu/``, ...), each with its own tree;
+- **v2**: one unified tree (``cgroup.controllers`` at the root);
+- **hybrid**: v1 controllers plus a v2 tree at ``unified/`` that holds no controllers, only
+  ``*.pressure`` files. Memory and CPU figures then come from v1, PSI from the unified tree.
+
+Absent files are normal (a v1 host has no ``memory.events``, the v2 root has no
+``memory.max``, a container's cgroup vanishes when it exits): the field is ``None``, its name is
+in :attr:`CgroupStats.unknown`, a warning is logged once per file and scope, and nothing raises.
+``memory_limit_bytes is None`` with ``"memory_limit_bytes" not in unknown`` means *unlimited*.
+Malformed content raises ``ValueError`` naming the file, like :mod:`nodekeeper.pressure.psi`.
+"""
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from nodekeeper.pressure.absence import AbsenceLog
+from nodekeeper.pressure.psi import RESOURCES, PsiSample, Resource, parse_psi
+
+logger = logging.getLogger(__name__)
+
+Layout = Literal["v1", "v2", "hybrid", "none"]
+Scope = Literal["node", "container", "agent"]
+
+# cgroup v1 reports "no limit" as the largest page-aligned counter (PAGE_COUNTER_MAX * page
+# size: 9223372036854771712 with 4 KiB pages, less with 64 KiB pages). Nothing real is that big.
+V1_UNLIMITED_FROM = 2**62
+
+_V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "blkio", "io", "pids")
+
+
+@dataclasses.dataclass(frozen=True)
+class CgroupHierarchy:
+    """Which layout the host uses and where its trees are mounted."""
+
+    layout: Layout
+    root: Path
+    unified: Path | None  # the v2 tree: root itself (v2) or root/unified (hybrid)
+    controllers: Mapping[str, Path]  # v1 controller name -> its mount
+
+
+@dataclasses.dataclass(frozen=True)
+class Cgroup:
+    """Where one cgroup's files live: the memory and cpu directories and the v2 pressure one."""
+
+    name: str  # relative to the hierarchy root; "/" for the root
+    scope: Scope
+    version: Literal[1, 2]  # format of the memory and cpu files
+    memory: Path | None
+    cpu: Path | None
+    pressure: Path | None  # a v2 directory with {cpu,memory,io}.pressure
+    is_root: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CgroupStats:
+    memory_current_bytes: int | None
+    memory_limit_bytes: int | None  # None: unlimited, or unknown when named in `unknown`
+    memory_working_set_bytes: int | None  # current minus inactive file pages (kubelet's measure)
+    oom_events: int | None  # times the limit was hit and reclaim failed (v2 only)
+    oom_kill_events: int | None  # processes the OOM killer killed in this cgroup
+    cpu_quota_cores: float | None  # None: no quota, or unknown when named in `unknown`
+    throttled_periods: int | None
+    throttled_seconds: float | None
+    psi: Mapping[Resource, PsiSample]  # only resources whose v2 *.pressure file exists
+    unknown: frozenset[str] = frozenset()
+
+    @property
+    def memory_limited(self) -> bool | None:
+        if "memory_limit_bytes" in self.unknown:
+            return None
+        return self.memory_limit_bytes is not None
+
+
+def detect_hierarchy(root: Path = Path("/sys/fs/cgroup")) -> CgroupHierarchy:
+    """The layout of the cgroup filesystem under ``root``."""
+    if (root / "cgroup.controllers").is_file():
+        return CgroupHierarchy(layout="v2", root=root, unified=root, controllers={})
+    controllers = {
+        name: root / name for name in _V1_CONTROLLERS if (root / name / "cgroup.procs").is_file()
+    }
+    unified = root / "unified"
+    has_unified = (unified / "cgroup.controllers").is_file()
+    if controllers:
+        layout: Layout = "hybrid" if has_unified else "v1"
+        return CgroupHierarchy(
+            layout=layout,
+            root=root,
+            unified=unified if has_unified else None,
+            controllers=controllers,
+        )
+    if has_unified:
+        return CgroupHierarchy(layout="v2", root=root, unified=unified, controllers={})
+    return CgroupHierarchy(layout="none", root=root, unified=None, controllers={})
+
+
+def container_candidates(container_id: str) -> tuple[str, ...]:
+    """Where Docker puts a container's cgroup: cgroupfs driver, then the systemd driver."""
+    return (f"docker/{container_id}", f"system.slice/docker-{container_id}.scope")
+
+
+class CgroupReader:
+    """Finds cgroups (node, a Docker container, this agent) and reads their figures."""
+
+    def __init__(self, root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc")) -> None:
+        self.root = root
+        self.proc = proc
+        self.hierarchy = detect_hierarchy(root)
+        self._absence = AbsenceLog(logger)
+
+    @property
+    def layout(self) -> Layout:
+        return self.hierarchy.layout
+
+    def node(self) -> Cgroup:
+        return self._at("/", scope="node", is_root=True)
+
+    def container(self, container_id: str) -> Cgroup | None:
+        """A Docker container's cgroup, or ``None`` when none of the known places has it."""
+        for relative in container_candidates(container_id):
+            cgroup = self._at(relative, scope="container")
+            if any(path is not None and path.is_dir() for path in _dirs(cgroup)):
+                return cgroup
+        return None
+
+    def agent(self) -> Cgroup:
+        """This process's cgroup, from ``<proc>/self/cgroup``; the root when it is unreadable."""
+        source = self.proc / "self" / "cgroup"
+        try:
+            text = source.read_text()
+        except OSError as e:
+            self._absence.missing(("agent", "cgroup"), source, what="own cgroup", error=e)
+            return self._at("/", scope="agent", is_root=True)
+        v1: dict[str, str] = {}
+        v2: str | None = None
+        for line in text.splitlines():
+            parts = line.split(":", 2)
+            if len(parts) != 3:
+                raise ValueError(f"{source}: {line!r} is not hierarchy:controllers:path")
+            _, names, path = parts
+            if names == "":
+                v2 = path
+            for name in names.split(","):
+                v1.setdefault(name, path)
+        return self._own(v1, v2)
+
+    def _own(self, v1: Mapping[str, str], v2: str | None) -> Cgroup:
+        hierarchy = self.hierarchy
+        unified = hierarchy.unified
+        pressure = unified / _relative(v2) if unified is not None and v2 is not None else None
+        if hierarchy.layout == "v2":
+            assert unified is not None
+            name = v2 or "/"
+            here = unified / _relative(name)
+            return Cgroup(name, "agent", 2, here, here, here, is_root=_relative(name) == "")
+        memory_path = v1.get("memory", "/")
+        cpu_path = v1.get("cpu", "/")
+        memory = self._v1_dir("memory", memory_path)
+        cpu = self._v1_dir("cpu", cpu_path)
+        return Cgroup(
+            memory_path,
+            "agent",
+            1,
+            memory,
+            cpu,
+            pressure,
+            is_root=_relative(memory_path) == "" and _relative(cpu_path) == "",
+        )
+
+    def _at(self, name: str, *, scope: Scope, is_root: bool = False) -> Cgroup:
+        relative = _relative(name)
+        unified = self.hierarchy.unified
+        v2_dir = unified / relative if unified is not None else None
+        if self.hierarchy.layout == "v2":
+            return Cgroup(name, scope, 2, v2_dir, v2_dir, v2_dir, is_root=is_root)
+        return Cgroup(
+            name,
+            scope,
+            1,
+            self._v1_dir("memory", name),
+            self._v1_dir("cpu", name),
+            v2_dir,
+            is_root=is_root,
+        )
+
+    def _v1_dir(self, controller: str, name: str) -> Path | None:
+        mount = self.hierarchy.controllers.get(controller)
+        return mount / _relative(name) if mount is not None else None
+
+    def read(self, cgroup: Cgroup) -> CgroupStats:
+        """Everything known about ``cgroup`` now; what cannot be read is ``None`` and unknown."""
+        files = _Files(self._absence, cgroup)
+        if cgroup.version == 2:
+            stats = _read_v2(files, cgroup)
+        else:
+            stats = _read_v1(files, cgroup)
+        psi: dict[Resource, PsiSample] = {}
+        if cgroup.pressure is not None:
+            for resource in RESOURCES:
+                text = files.text(cgroup.pressure / f"{resource}.pressure")
+                if text is not None:
+                    psi[resource] = parse_psi(text, source=cgroup.pressure / f"{resource}.pressure")
+        return dataclasses.replace(stats, psi=psi, unknown=frozenset(files.unknown))
+
+
+def _relative(name: str) -> str:
+    return name.strip("/")
+
+
+def _dirs(cgroup: Cgroup) -> tuple[Path | None, ...]:
+    return (cgroup.memory, cgroup.cpu, cgroup.pressure)
+
+
+class _Files:
+    """Reads one cgroup's files, noting what is missing; warns once per scope and file name."""
+
+    def __init__(self, absence: AbsenceLog, cgroup: Cgroup) -> None:
+        self._absence = absence
+        self._cgroup = cgroup
+        self.unknown: set[str] = set()
+
+    def text(self, path: Path) -> str | None:
+        key = (self._cgroup.scope, path.name)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            # The v2 root lacks memory.max and friends by design, and a container's directory
+            # vanishes when it exits: neither is worth a warning.
+            if self._cgroup.is_root or not path.parent.is_dir():
+                logger.debug("cgroup file unreadable", extra={"path": str(path)})
+            else:
+                self._absence.missing(key, path, what=f"cgroup file {path.name}", error=e)
+            return None
+        self._absence.present(key, path, what=f"cgroup file {path.name}")
+        return text
+
+    def integer(self, field: str, path: Path | None) -> int | None:
+        text = self.text(path) if path is not None else None
+        if text is None:
+            self.unknown.add(field)
+            return None
+        return _int(text.strip(), path)
+
+    def keyed(self, fields: tuple[str, ...], path: Path | None) -> dict[str, int] | None:
+        text = self.text(path) if path is not None else None
+        if text is None:
+            self.unknown.update(fields)
+            return None
+        assert path is not None
+        values: dict[str, int] = {}
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key:
+                values[key] = _int(value.strip(), path)
+        return values
+
+    def pick(self, field: str, values: Mapping[str, int] | None, key: str) -> int | None:
+        if values is None or key not in values:
+            self.unknown.add(field)
+            return None
+        return values[key]
+
+
+def _int(text: str, path: Path | None) -> int:
+    try:
+        return int(text)
+    except ValueError as e:
+        raise ValueError(f"{path}: expected an integer, got {text[:40]!r}") from e
+
+
+def _read_v2(files: _Files, cgroup: Cgroup) -> CgroupStats:
+    memory, cpu = cgroup.memory, cgroup.cpu
+    current = files.integer("memory_current_bytes", _in(memory, "memory.current"))
+    limit: int | None = None
+    limit_text = files.text(memory / "memory.max") if memory is not None else None
+    if limit_text is None:
+        files.unknown.add("memory_limit_bytes")
+    elif limit_text.strip() != "max":
+        limit = _int(limit_text.strip(), _in(memory, "memory.max"))
+    events = files.keyed(("oom_events", "oom_kill_events"), _in(memory, "memory.events"))
+    stat = files.keyed(("memory_working_set_bytes",), _in(memory, "memory.stat"))
+    quota: float | None = None
+    quota_text = files.text(cpu / "cpu.max") if cpu is not None else None
+    if quota_text is None:
+        files.unknown.add("cpu_quota_cores")
+    else:
+        quota = _v2_quota(quota_text, _in(cpu, "cpu.max"))
+    cpu_stat = files.keyed(("throttled_periods", "throttled_seconds"), _in(cpu, "cpu.stat"))
+    throttled_us = files.pick("throttled_seconds", cpu_stat, "throttled_usec")
+    return CgroupStats(
+        memory_current_bytes=current,
+        memory_limit_bytes=limit,
+        memory_working_set_bytes=_working_set(files, current, stat, "inactive_file"),
+        oom_events=files.pick("oom_events", events, "oom"),
+        oom_kill_events=files.pick("oom_kill_events", events, "oom_kill"),
+        cpu_quota_cores=quota,
+        throttled_periods=files.pick("throttled_periods", cpu_stat, "nr_throttled"),
+        throttled_seconds=throttled_us / 1e6 if throttled_us is not None else None,
+        psi={},
+    )
+
+
+def _read_v1(files: _Files, cgroup: Cgroup) -> CgroupStats:
+    memory, cpu = cgroup.memory, cgroup.cpu
+    current = files.integer("memory_current_bytes", _in(memory, "memory.usage_in_bytes"))
+    limit = files.integer("memory_limit_bytes", _in(memory, "memory.limit_in_bytes"))
+    if limit is not None and limit >= V1_UNLIMITED_FROM:
+        limit = None
+    oom = files.keyed(("oom_kill_events",), _in(memory, "memory.oom_control"))
+    stat = files.keyed(("memory_working_set_bytes",), _in(memory, "memory.stat"))
+    quota_us = files.integer("cpu_quota_cores", _in(cpu, "cpu.cfs_quota_us"))
+    period_us = files.integer("cpu_quota_cores", _in(cpu, "cpu.cfs_period_us"))
+    quota: float | None = None
+    if quota_us is not None and period_us and quota_us > 0:
+        quota = quota_us / period_us
+    cpu_stat = files.keyed(("throttled_periods", "throttled_seconds"), _in(cpu, "cpu.stat"))
+    throttled_ns = files.pick("throttled_seconds", cpu_stat, "throttled_time")
+    # cgroup v1 counts OOM kills (oom_control: oom_kill, kernel >= 4.13) but not limit hits.
+    files.unknown.add("oom_events")
+    inactive = "total_inactive_file" if stat and "total_inactive_file" in stat else "inactive_file"
+    return CgroupStats(
+        memory_current_bytes=current,
+        memory_limit_bytes=limit,
+        memory_working_set_bytes=_working_set(files, current, stat, inactive),
+        oom_events=None,
+        oom_kill_events=files.pick("oom_kill_events", oom, "oom_kill"),
+        cpu_quota_cores=quota,
+        throttled_periods=files.pick("throttled_periods", cpu_stat, "nr_throttled"),
+        throttled_seconds=throttled_ns / 1e9 if throttled_ns is not None else None,
+        psi={},
+    )
+
+
+def _in(directory: Path | None, name: str) -> Path | None:
+    return directory / name if directory is not None else None
+
+
+def _v2_quota(text: str, path: Path | None) -> float | None:
+    quota, _, period = text.strip().partition(" ")
+    if quota == "max":
+        return None
+    period_us = _int(period, path) if period else 100_000
+    return _int(quota, path) / period_us
+
+
+def _working_set(
+    files: _Files, current: int | None, stat: Mapping[str, int] | None, inactive_key: str
+) -> int | None:
+    inactive = files.pick("memory_working_set_bytes", stat, inactive_key)
+    if current is None or inactive is None:
+        files.unknown.add("memory_working_set_bytes")
+        return None
+    return max(0, current - inactive)

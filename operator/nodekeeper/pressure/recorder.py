@@ -1,0 +1,98 @@
+"""The flight recorder: the agent's last minutes, written to disk when it is about to go down.
+
+A crash or an OOM kill leaves little behind; the recorder keeps the last ``capacity`` periodic
+snapshots (queue depths, lag, memory, task count, pressure) in a ring buffer, and
+:meth:`FlightRecorder.dump` writes them as one JSON crash report when the agent reaches
+CRITICAL memory, fails a root task, or is told to. The write is atomic (a temporary file in the
+same directory, fsync, rename), so a report is whole or absent, never half-written.
+"""
+
+import collections
+import dataclasses
+import datetime
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    time: float  # Unix seconds
+    queue_depths: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    lag_seconds: float | None = None
+    memory_bytes: int | None = None
+    tasks: int | None = None
+    pressure: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "queue_depths": dict(self.queue_depths),
+            "lag_seconds": self.lag_seconds,
+            "memory_bytes": self.memory_bytes,
+            "tasks": self.tasks,
+            "pressure": dict(self.pressure),
+        }
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(tz=datetime.UTC)
+
+
+class FlightRecorder:
+    def __init__(
+        self, capacity: int = 360, *, now: Callable[[], datetime.datetime] = _utcnow
+    ) -> None:
+        if capacity <= 0:
+            raise ValueError(f"capacity {capacity} must be positive")
+        self.capacity = capacity
+        self._ring: collections.deque[dict[str, Any]] = collections.deque(maxlen=capacity)
+        self._now = now
+
+    def record(self, snapshot: Snapshot | Mapping[str, Any]) -> None:
+        """Keep ``snapshot``; the oldest goes when the ring is full."""
+        entry = snapshot.as_dict() if isinstance(snapshot, Snapshot) else dict(snapshot)
+        self._ring.append(entry)
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        return list(self._ring)
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def dump(self, state_dir: Path, reason: str) -> Path:
+        """Write the crash report ``state_dir/crash-<UTC timestamp>.json``; returns its path."""
+        moment = self._now().astimezone(datetime.UTC)
+        report = {
+            "reason": reason,
+            "written_at": moment.isoformat().replace("+00:00", "Z"),
+            "pid": os.getpid(),
+            "capacity": self.capacity,
+            "snapshots": self.snapshots(),
+        }
+        state_dir.mkdir(parents=True, exist_ok=True)
+        target = state_dir / f"crash-{moment.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
+        fd, temporary = tempfile.mkstemp(prefix=".crash-", suffix=".tmp", dir=state_dir)
+        try:
+            with os.fdopen(fd, "w") as stream:
+                json.dump(report, stream, indent=1, default=str)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _sync_directory(state_dir)
+        return target
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
