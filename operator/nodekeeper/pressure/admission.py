@@ -14,14 +14,14 @@ code and a message with the figures and what to do, ready for ``status.errorCode
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from nodekeeper.pressure.thresholds import ConditionState
 from nodekeeper.pressure.totals import NodeTotals
 
-NODE_UNDER_PRESSURE = "NodeUnderPressure"
-INSUFFICIENT_RESOURCES = "InsufficientResources"
 RefusalCode = Literal["NodeUnderPressure", "InsufficientResources"]
+NODE_UNDER_PRESSURE: Final = "NodeUnderPressure"
+INSUFFICIENT_RESOURCES: Final = "InsufficientResources"
 
 CODES = {
     NODE_UNDER_PRESSURE: "The node is under sustained CPU, memory or IO pressure (a "

@@ -197,10 +197,7 @@ class CgroupReader:
     def read(self, cgroup: Cgroup) -> CgroupStats:
         """Everything known about ``cgroup`` now; what cannot be read is ``None`` and unknown."""
         files = _Files(self._absence, cgroup)
-        if cgroup.version == 2:
-            stats = _read_v2(files, cgroup)
-        else:
-            stats = _read_v1(files, cgroup)
+        stats = _read_v2(files, cgroup) if cgroup.version == 2 else _read_v1(files, cgroup)
         psi: dict[Resource, PsiSample] = {}
         if cgroup.pressure is not None:
             for resource in RESOURCES:

@@ -113,7 +113,7 @@ class SelfProtection:
 
 
 class ReadBudget:
-    """How many items (lines, events) one read may take: AIMD between ``minimum`` and ``maximum``."""
+    """How many items (lines, events) one read may take: AIMD within [minimum, maximum]."""
 
     def __init__(
         self,

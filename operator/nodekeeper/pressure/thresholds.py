@@ -208,36 +208,34 @@ class PressureTracker:
             )
         figure = threshold.figure(resource)
         enter, leave = threshold.enter_ratio, threshold.exit_ratio
-        sustain = f"{threshold.sustain_seconds:g} s"
+        sustain = threshold.sustain_seconds
+        lasting = f"for {sustain:g} s"
         status = clock.state.status
-        if status != "True":
+        if status == "True":
+            clock.below_since = _since(clock.below_since, now) if value < leave else None
+            if clock.below_since is None or now - clock.below_since < sustain:
+                return self._note(clock, value)
             clock.below_since = None
-            clock.above_since = _since(clock.above_since, now) if value >= enter else None
-            if status == "False" and clock.above_since is not None:
-                if now - clock.above_since >= threshold.sustain_seconds:
-                    clock.above_since = None
-                    message = f"{figure} {value:.1%} >= {enter:.1%} for {sustain}"
-                    return self._move(clock, "True", pressure_reason(resource), message, now, value)
-            if status == "False":
-                self._note(clock, value)
-                return None
-            if value >= enter:
-                message = f"{figure} {value:.1%} >= {enter:.1%}, not yet for {sustain}"
-            else:
-                message = f"{figure} {value:.1%} < {enter:.1%}"
+            message = f"{figure} {value:.1%} < {leave:.1%} {lasting}"
             return self._move(clock, "False", calm_reason(resource), message, now, value)
-        clock.above_since = None
-        clock.below_since = _since(clock.below_since, now) if value < leave else None
-        if clock.below_since is not None and now - clock.below_since >= threshold.sustain_seconds:
-            clock.below_since = None
-            message = f"{figure} {value:.1%} < {leave:.1%} for {sustain}"
-            return self._move(clock, "False", calm_reason(resource), message, now, value)
-        self._note(clock, value)
-        return None
+        clock.above_since = _since(clock.above_since, now) if value >= enter else None
+        if status == "False":
+            if clock.above_since is None or now - clock.above_since < sustain:
+                return self._note(clock, value)
+            clock.above_since = None
+            message = f"{figure} {value:.1%} >= {enter:.1%} {lasting}"
+            return self._move(clock, "True", pressure_reason(resource), message, now, value)
+        # Unknown: the first figures since start-up, or since PSI came back.
+        if value >= enter:
+            message = f"{figure} {value:.1%} >= {enter:.1%}, not yet {lasting}"
+        else:
+            message = f"{figure} {value:.1%} < {enter:.1%}"
+        return self._move(clock, "False", calm_reason(resource), message, now, value)
 
     @staticmethod
     def _note(clock: _Clock, value: float) -> None:
         clock.state = dataclasses.replace(clock.state, ratio=value)
+        return None
 
     @staticmethod
     def _move(
