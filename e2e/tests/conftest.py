@@ -178,8 +178,15 @@ def agent(
     kubeconfig: str, node: str, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentProcess]:
     log = tmp_path_factory.mktemp("agent") / "agent.log"
-    # Garbage collection every second, so the suite sees orphans removed without waiting.
-    extra = ("--gc-interval-seconds", "1", "--gc-grace-seconds", "0")
+    # Garbage collection every second, so the suite sees orphans removed without waiting. On a
+    # 2-core CI machine the test suite itself is real CPU pressure (PSI cpu some avg10 of 25 %
+    # was seen), which the default gate rightly refuses new Workloads under; this agent's gate
+    # is set past it (the gate itself is tested with a second agent).
+    extra = (
+        *("--gc-interval-seconds", "1", "--gc-grace-seconds", "0"),
+        *("--admission-cpu-ratio", "1"),
+        *("--pressure-enter-ratio", "0.95", "--pressure-exit-ratio", "0.9"),
+    )
     process = AgentProcess(node=node, kubeconfig=kubeconfig, log=log, extra=extra)
     try:
         process.wait_ready()

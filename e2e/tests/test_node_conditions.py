@@ -6,12 +6,13 @@ from collections.abc import Iterator
 import kubernetes.client
 import pytest
 
-from e2e.tests.conftest import Kubectl
+from e2e.tests.conftest import AgentProcess, Kubectl
 from nodekeeper.kube import client
 from nodekeeper.kube.nodes import NodeCondition, NodeConditionWriter
 
 T0 = datetime.datetime(2026, 5, 1, 10, 0, 0, tzinfo=datetime.UTC)
-TYPE = "NodekeeperCPUPressure"
+# A type of its own: the running agent owns the real Nodekeeper*Pressure conditions.
+TYPE = "NodekeeperE2EProbe"
 
 
 @pytest.fixture
@@ -68,3 +69,27 @@ async def test_patching_our_condition_keeps_every_other_condition(
             f'{{"status":{{"conditions":[{{"type":"{TYPE}","$patch":"delete"}}]}}}}',
             check=False,
         )
+
+
+def test_the_running_agent_reports_its_three_conditions(
+    kubectl: Kubectl, agent: AgentProcess, node: str
+) -> None:
+    from e2e.tests.conftest import wait_for
+
+    def reported() -> dict[str, dict[str, str]] | None:
+        found = conditions(kubectl, node)
+        wanted = {"NodekeeperCPUPressure", "NodekeeperMemoryPressure", "NodekeeperIOPressure"}
+        return found if wanted <= set(found) else None
+
+    found = wait_for(reported, seconds=30, what="the agent's node conditions")
+    assert found["Ready"]["status"] == "True"  # the "kubelet's" condition is still there
+    memory = found["NodekeeperMemoryPressure"]
+    assert memory["status"] in ("True", "False")
+    assert "memory" in memory["message"]
+    assert (
+        agent.metric("nodekeeper_node_psi_ratio", {"resource": "cpu", "window": "avg10"})
+        is not None
+    )
+    assert (
+        agent.metric("nodekeeper_node_condition", {"condition": "NodekeeperIOPressure"}) is not None
+    )

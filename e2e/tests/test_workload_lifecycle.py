@@ -156,3 +156,61 @@ def test_release_node_lets_a_lost_nodes_workloads_go(
         "-p",
         json.dumps([{"op": "remove", "path": "/metadata/finalizers"}]),
     )
+
+
+def test_the_admission_gate_refuses_new_workloads_with_the_figures(
+    kubectl: Kubectl, kubeconfig: str, crds: None, namespace: str, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    # A second agent, for a node of its own, whose memory limit any machine exceeds.
+    gated = AgentProcess(
+        node="e2e-gated-node",
+        kubeconfig=kubeconfig,
+        log=Path(str(tmp_path)) / "gated.log",
+        extra=(
+            "--admission-memory-ratio",
+            "0.001",
+            "--admission-cpu-ratio",
+            "1",
+            "--pressure-enter-ratio",
+            "0.95",
+            "--pressure-exit-ratio",
+            "0.9",
+        ),
+    )
+    try:
+        gated.wait_ready()
+        kubectl.apply(workload("held", namespace, "e2e-gated-node"))
+
+        def refused() -> dict[str, str] | None:
+            status = kubectl.get("workload", "held", "-n", namespace).get("status", {})
+            admitted = next(
+                (c for c in status.get("conditions", []) if c["type"] == "Admitted"), None
+            )
+            return admitted if admitted and admitted["status"] == "False" else None
+
+        admitted = wait_for(refused, seconds=30, what="an admission refusal")
+        assert admitted["reason"] == "InsufficientResources"
+        assert "memory is" in admitted["message"]
+        assert "limit 0.1%" in admitted["message"]
+        status = kubectl.get("workload", "held", "-n", namespace)["status"]
+        assert (status["phase"], status["errorCode"]) == ("Pending", "InsufficientResources")
+    finally:
+        kubectl.run("delete", "workload", "held", "-n", namespace, "--wait=false", check=False)
+        assert gated.stop() == 0
+    # Its agent is gone, so nothing removes the finalizer: release the node, as a user would.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nodekeeper.cli",
+            "release-node",
+            "e2e-gated-node",
+            "--kubeconfig",
+            kubeconfig,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )

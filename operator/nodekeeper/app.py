@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import signal
 
 import kopf
 
@@ -19,10 +21,23 @@ from nodekeeper.api import backuprun, workload
 from nodekeeper.config import Settings
 from nodekeeper.handlers import garbage, operator
 from nodekeeper.handlers.context import AgentContext
+from nodekeeper.handlers.node_pressure import NodePressure
+from nodekeeper.handlers.selfwatch import SelfWatch
 from nodekeeper.kube import client, version
+from nodekeeper.kube.events import NodeEvents
+from nodekeeper.kube.nodes import NodeConditionWriter
 from nodekeeper.kube.objects import Objects
 from nodekeeper.kube.status import Resource, StatusWriter
-from nodekeeper.metrics import Metrics
+from nodekeeper.metrics import Metrics, PressureCollector
+from nodekeeper.nodeid import node_id
+from nodekeeper.pressure.admission import AdmissionGate, AdmissionLimits
+from nodekeeper.pressure.cgroups import CgroupReader
+from nodekeeper.pressure.psi import PsiReader
+from nodekeeper.pressure.recorder import FlightRecorder
+from nodekeeper.pressure.sampler import PressureSampler
+from nodekeeper.pressure.selfprotect import SelfProtection
+from nodekeeper.pressure.thresholds import PressureTracker, Threshold
+from nodekeeper.pressure.totals import TotalsReader
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.runtime.images import ImagePolicy
@@ -33,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 # Field managers of the status writers; `kubectl get -o yaml --show-managed-fields` shows them.
 HANDLER_FIELD_MANAGER = "nodekeeper-agent"
+EXIT_HUNG = 3  # the exit code when a stop overran shutdown_timeout_seconds
 RUNTIME_FIELD_MANAGER = "nodekeeper-runtime"
 
 WORKLOAD_ADMISSION_FIELDS = ("observedGeneration", "errorCode", "message")
@@ -85,7 +101,59 @@ async def run(settings: Settings) -> None:
         background.append(asyncio.create_task(events.run(), name="docker events"))
         phases: dict[str, str] = {}
         metrics = Metrics(workload_phases=lambda: phases)
-        metrics.agent_info.info({"version": __version__, "node": settings.node_name})
+        identity = node_id()
+        metrics.agent_info.info(
+            {"version": __version__, "node": settings.node_name, "node_id": identity}
+        )
+
+        # Pressure: PSI into Node conditions, the admission gate, the agent's own memory.
+        psi = PsiReader(settings.proc_root / "pressure")
+        cgroups = CgroupReader(root=settings.cgroup_root, proc=settings.proc_root)
+        threshold = Threshold(
+            enter_ratio=settings.pressure_enter_ratio,
+            exit_ratio=settings.pressure_exit_ratio,
+            sustain_seconds=settings.pressure_sustain_seconds,
+        )
+        tracker = PressureTracker({"cpu": threshold, "memory": threshold, "io": threshold})
+        protection = SelfProtection(
+            cgroups, fallback_limit_bytes=settings.memory_limit_bytes or None
+        )
+        metrics.registry.register(
+            PressureCollector(
+                psi=psi.read_all, conditions=tracker.states, self_memory=protection.read
+            )
+        )
+        node_pressure = NodePressure(
+            sampler=PressureSampler(
+                psi, tracker, interval_seconds=settings.pressure_sample_seconds
+            ),
+            tracker=tracker,
+            writer=NodeConditionWriter(api, node_name=settings.node_name),
+            events=NodeEvents(api, node_name=settings.node_name),
+            heartbeat_seconds=settings.node_heartbeat_seconds,
+            pressure_root=settings.proc_root / "pressure",
+            trigger_stall_us=settings.pressure_trigger_stall_us,
+            trigger_window_us=settings.pressure_trigger_window_us,
+        )
+        background.append(asyncio.create_task(node_pressure.run(), name="node pressure"))
+        selfwatch = SelfWatch(
+            protection=protection,
+            recorder=FlightRecorder(),
+            state_dir=settings.state_dir,
+            pressure=lambda: {state.type: state.status for state in tracker.states()},
+        )
+        background.append(asyncio.create_task(selfwatch.run(), name="self watch"))
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, selfwatch.dump, "SIGUSR1")
+        admission = AdmissionGate(
+            tracker,
+            TotalsReader(disk_path=settings.docker_root),
+            AdmissionLimits(
+                memory_used_ratio=settings.admission_memory_ratio,
+                cpu_used_ratio=settings.admission_cpu_ratio,
+                disk_used_ratio=settings.admission_disk_ratio,
+            ),
+        )
         context = AgentContext(
             node_name=settings.node_name,
             metrics=metrics,
@@ -120,6 +188,7 @@ async def run(settings: Settings) -> None:
             events=events,
             objects=Objects(api),
             image_policy=ImagePolicy(settings.image_policy),
+            admission=admission,
             phases=phases,
         )
         # Started before kopf, like the events task.
@@ -144,21 +213,52 @@ async def run(settings: Settings) -> None:
             "agent starting",
             extra={
                 "node": settings.node_name,
+                "node_id": identity,
                 "version": __version__,
                 "server_version": server_version,
             },
         )
-        try:
-            await kopf.operator(
-                registry=operator.registry(client.credentials(configuration)),
-                settings=operator.settings(
-                    settings.node_name, shutdown_timeout=settings.shutdown_timeout_seconds
-                ),
-                standalone=True,
-                clusterwide=True,
-                memo=context,
-                ready_flag=readiness.started,
+        stop = asyncio.Event()
+        existing = asyncio.all_tasks()
+        tasks = await kopf.spawn_tasks(
+            registry=operator.registry(client.credentials(configuration)),
+            settings=operator.settings(
+                settings.node_name, shutdown_timeout=settings.shutdown_timeout_seconds
+            ),
+            standalone=True,
+            clusterwide=True,
+            memo=context,
+            ready_flag=readiness.started,
+            stop_flag=stop,
+        )
+
+        def request_stop(signum: signal.Signals) -> None:
+            # Ours first: kopf waits for every task it did not start before it exits, so our
+            # tasks (and what they spawned) stop now, then kopf stops on the flag.
+            logger.info("stopping", extra={"signal": signum.name})
+            readiness.stopping = True
+            for task in background:
+                task.cancel()
+            stop.set()
+            # The hard guard: a node drain must never hang on this agent.
+            loop.call_later(settings.shutdown_timeout_seconds, give_up)
+
+        def give_up() -> None:
+            logger.error(
+                "shutdown took longer than shutdown_timeout_seconds; exiting now",
+                extra={"seconds": settings.shutdown_timeout_seconds},
             )
+            logging.shutdown()
+            os._exit(EXIT_HUNG)
+
+        # Replaces kopf's own SIGTERM/SIGINT handlers (installed by spawn_tasks).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, request_stop, signum)
+        try:
+            await kopf.run_tasks(tasks, ignored=existing | set(background))
+        except Exception as e:
+            selfwatch.dump(f"unhandled exception: {e!r}")
+            raise
         finally:
             readiness.stopping = True
             logger.info("operator stopped; stopping the HTTP server")

@@ -54,6 +54,21 @@ def parser() -> argparse.ArgumentParser:
     )
     crds.add_argument("--out", type=Path, default=Path("crds"), help="output folder (crds/)")
 
+    pressure = commands.add_parser(
+        "pressure",
+        help="print what the agent sees of this node's pressure now",
+        description="PSI per resource, the node's cgroup figures and the node's memory, CPU "
+        "and Docker disk use, read now from /proc and cgroupfs (no cluster needed).",
+    )
+    pressure.add_argument("--json", action="store_true", help="print JSON instead of text")
+    pressure.add_argument("--proc-root", type=Path, default=Path("/proc"), help="host /proc")
+    pressure.add_argument(
+        "--cgroup-root", type=Path, default=Path("/sys/fs/cgroup"), help="host cgroup tree"
+    )
+    pressure.add_argument(
+        "--docker-root", type=Path, default=Path("/var/lib/docker"), help="Docker's data root"
+    )
+
     release = commands.add_parser(
         "release-node",
         help="remove nodekeeper's finalizers from a node that is gone for good",
@@ -75,7 +90,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _crds(args.out)
     if args.command == "release-node":
         return _release_node(args.node, args.kubeconfig)
+    if args.command == "pressure":
+        return _pressure(args.json, args.proc_root, args.cgroup_root, args.docker_root)
     return _run(vars(args))
+
+
+def _pressure(as_json: bool, proc: Path, cgroup_root: Path, docker_root: Path) -> int:
+    import json
+
+    from nodekeeper.pressure.cgroups import CgroupReader
+    from nodekeeper.pressure.psi import PsiReader
+    from nodekeeper.pressure.report import build_report, render_text
+    from nodekeeper.pressure.totals import TotalsReader
+
+    report = build_report(
+        PsiReader(proc / "pressure"),
+        CgroupReader(root=cgroup_root, proc=proc),
+        totals=TotalsReader(disk_path=docker_root),
+    )
+    print(json.dumps(report, indent=2, sort_keys=True) if as_json else render_text(report))
+    return 0
 
 
 def _release_node(node: str, kubeconfig: Path | None) -> int:

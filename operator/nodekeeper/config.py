@@ -62,6 +62,62 @@ class Settings(BaseSettings):
     gc_grace_seconds: float = Field(
         default=30.0, ge=0, description="A container younger than this is never an orphan."
     )
+    state_dir: Path = Field(
+        default=Path("/var/lib/nodekeeper"),
+        description="The agent's own state: crash reports (and later the log store).",
+    )
+    docker_root: Path = Field(
+        default=Path("/var/lib/docker"),
+        description="Docker's data root; its disk use counts for admission.",
+    )
+    proc_root: Path = Field(default=Path("/proc"), description="Where the host's /proc is.")
+    cgroup_root: Path = Field(
+        default=Path("/sys/fs/cgroup"), description="Where the host's cgroup tree is."
+    )
+    pressure_enter_ratio: float = Field(
+        default=0.10, gt=0, le=1, description="PSI some avg10 at or above which pressure starts."
+    )
+    pressure_exit_ratio: float = Field(
+        default=0.05, gt=0, le=1, description="PSI some avg10 below which pressure ends."
+    )
+    pressure_sustain_seconds: float = Field(
+        default=10.0, ge=0, description="How long PSI must stay past a threshold to flip."
+    )
+    pressure_sample_seconds: float = Field(
+        default=5.0, gt=0, description="Periodic PSI sampling interval (triggers wake it early)."
+    )
+    pressure_trigger_stall_us: int = Field(
+        default=200_000, ge=0, description="PSI trigger: stall (µs) within the window; 0 disables."
+    )
+    pressure_trigger_window_us: int = Field(
+        default=1_000_000,
+        ge=500_000,
+        description="PSI trigger window (µs); without CAP_SYS_RESOURCE rounded up to 2 s.",
+    )
+    node_heartbeat_seconds: float = Field(
+        default=60.0, gt=0, description="How often the Node conditions' lastHeartbeatTime moves."
+    )
+    admission_memory_ratio: float = Field(
+        default=0.80,
+        gt=0,
+        le=1,
+        description="Refuse new Workloads at this node memory use (1: off).",
+    )
+    admission_cpu_ratio: float = Field(
+        default=0.80,
+        gt=0,
+        le=1,
+        description="Refuse new Workloads at this load average per core (1: off).",
+    )
+    admission_disk_ratio: float = Field(
+        default=0.80,
+        gt=0,
+        le=1,
+        description="Refuse new Workloads at this Docker disk use (1: off).",
+    )
+    memory_limit_bytes: int = Field(
+        default=0, ge=0, description="The agent's memory limit when its cgroup has none; 0: none."
+    )
     shutdown_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Deadline for a clean stop after SIGTERM."
     )

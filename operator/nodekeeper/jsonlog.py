@@ -14,6 +14,8 @@ import orjson
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# kopf attaches its whole settings object and internal flags to its records; not for logs.
+_KOPF_INTERNAL = {"settings", "k8s_skip"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,7 +28,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _STANDARD and key not in _KOPF_INTERNAL and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)

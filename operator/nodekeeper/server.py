@@ -49,15 +49,22 @@ class HttpServer:
             await self._runner.cleanup()
             self._runner = None
 
+    # Every response closes its connection: scrapes and probes are seconds apart, and an idle
+    # keep-alive connection would hold up a prompt shutdown.
     async def _serve_metrics(self, _: web.Request) -> web.Response:
         body = generate_latest(self._metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return _closing(web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST}))
 
     async def _serve_health(self, _: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+        return _closing(web.Response(text="ok\n"))
 
     async def _serve_ready(self, _: web.Request) -> web.Response:
         problem = self._readiness()
         if problem is None:
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text=problem + "\n")
+            return _closing(web.Response(text="ok\n"))
+        return _closing(web.Response(status=503, text=problem + "\n"))
+
+
+def _closing(response: web.Response) -> web.Response:
+    response.force_close()
+    return response

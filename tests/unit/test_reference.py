@@ -5,7 +5,11 @@ from pathlib import Path
 
 from nodekeeper.api import codes
 from nodekeeper.config import Settings
-from nodekeeper.metrics import Metrics
+from nodekeeper.metrics import Metrics, PressureCollector
+from nodekeeper.pressure.psi import PsiLine, PsiSample
+from nodekeeper.pressure.selfprotect import MemoryLevel, SelfMemory
+from nodekeeper.pressure.thresholds import REASONS as PRESSURE_REASONS
+from nodekeeper.pressure.thresholds import PressureTracker
 from nodekeeper.runtime import errors
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
@@ -23,8 +27,20 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_every_metric_is_documented() -> None:
+    metrics = Metrics()
+    # As app.run registers it; the sources only need to yield one of everything.
+    line = PsiLine(avg10=0.1, avg60=0.1, avg300=0.1, total_seconds=1.0)
+    metrics.registry.register(
+        PressureCollector(
+            psi=lambda: {"cpu": PsiSample(some=line, full=line)},
+            conditions=lambda: PressureTracker().states(),
+            self_memory=lambda: SelfMemory(
+                used_bytes=1, limit_bytes=2, limit_source="setting", level=MemoryLevel.NORMAL
+            ),
+        )
+    )
     names = set()
-    for family in Metrics().registry.collect():
+    for family in metrics.registry.collect():
         # Info metrics are exposed with an _info suffix; counters with _total.
         suffix = {"info": "_info", "counter": "_total"}.get(family.type, "")
         names.add(family.name + suffix)
@@ -42,3 +58,10 @@ def test_every_error_code_is_documented() -> None:
 def test_every_docker_error_has_a_documented_code() -> None:
     classes = [errors.DockerError, *errors.DockerError.__subclasses__()]
     assert {cls.code for cls in classes} <= set(codes.ERROR_CODES)
+
+
+def test_every_pressure_reason_is_a_documented_code() -> None:
+    from nodekeeper.pressure.admission import CODES
+
+    assert set(PRESSURE_REASONS) <= set(codes.REASONS)
+    assert set(CODES) <= set(codes.ERROR_CODES)

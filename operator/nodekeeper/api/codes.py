@@ -8,6 +8,8 @@ docs/reference.md lists each with what it means; a test keeps the two in step.
 ADMITTED = "Admitted"
 INVALID_SPEC = "InvalidSpec"
 IMAGE_NOT_ALLOWED = "ImageNotAllowed"
+NODE_UNDER_PRESSURE = "NodeUnderPressure"
+INSUFFICIENT_RESOURCES = "InsufficientResources"
 
 CONTAINER_RUNNING = "ContainerRunning"
 NO_CONTAINER = "NoContainer"
@@ -42,6 +44,22 @@ REASONS: dict[str, str] = {
     "DockerError": "Workload `Ready=False`: another Docker failure; the message quotes Docker.",
     IMAGE_NOT_ALLOWED: "Workload `Admitted=False`, phase Failed: the image policy does not "
     "allow the image in this namespace.",
+    NODE_UNDER_PRESSURE: "Workload `Admitted=False`, phase Pending: a Nodekeeper*Pressure "
+    "condition of the node is True; retried until it clears.",
+    INSUFFICIENT_RESOURCES: "Workload `Admitted=False`, phase Pending: node memory, CPU or "
+    "Docker disk use is past its admission limit; retried until it drops.",
+    "CPUPressure": "Node `NodekeeperCPUPressure=True`: CPU PSI stayed at or above the threshold "
+    "for the sustain window.",
+    "MemoryPressure": "Node `NodekeeperMemoryPressure=True`: memory PSI stayed at or above the "
+    "threshold for the sustain window.",
+    "IOPressure": "Node `NodekeeperIOPressure=True`: IO PSI stayed at or above the threshold for "
+    "the sustain window.",
+    "NoCPUPressure": "Node `NodekeeperCPUPressure=False`: CPU PSI is below the threshold.",
+    "NoMemoryPressure": "Node `NodekeeperMemoryPressure=False`: memory PSI is below the threshold.",
+    "NoIOPressure": "Node `NodekeeperIOPressure=False`: IO PSI is below the threshold.",
+    "PSIUnavailable": "Node condition Unknown: the kernel has no PSI for the resource (boot with "
+    "psi=1).",
+    "NotYetSampled": "Node condition Unknown: the agent has not sampled PSI yet.",
 }
 
 # status.errorCode values (Workload) and error codes in metrics.
@@ -65,4 +83,8 @@ ERROR_CODES: dict[str, str] = {
     "resources.limits.memory.",
     IMAGE_NOT_ALLOWED: "The image policy (setting image_policy) does not allow this image in "
     "this namespace; use an allowed image or ask the node's operators.",
+    NODE_UNDER_PRESSURE: "The node is under sustained CPU, memory or IO pressure; the Workload "
+    "starts when it ends.",
+    INSUFFICIENT_RESOURCES: "The node's memory, CPU or Docker disk use is past the admission "
+    "limit; free some, or assign the Workload to another node.",
 }

@@ -42,6 +42,15 @@ logger = logging.getLogger(__name__)
 RESPEC = "respec"  # the handler replaced the container: the daemon starts counting restarts anew
 RETRY_DOCKER_SECONDS = 10.0
 RETRY_IMAGE_SECONDS = 30.0
+RETRY_PRESSURE_SECONDS = 30.0  # a refused Workload is looked at again until pressure clears
+
+
+async def _needs_new_container(memo: AgentContext, ref: WorkloadRef) -> bool:
+    """The gate holds back new containers only: a running Workload is never stopped by it."""
+    try:
+        return await memo.workloads.current(ref) is None
+    except DockerError:
+        return True
 
 
 def ref_of(body: kopf.Body) -> WorkloadRef:
@@ -154,6 +163,23 @@ async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> None:
         await memo.workloads.remove_all(ref)  # a container of an earlier, allowed spec goes too
         return
 
+    if memo.admission is not None and await _needs_new_container(memo, ref):
+        refusal = memo.admission.check()
+        if refusal is not None:
+            memo.metrics.handler_errors.labels(kind=KIND, code=refusal.code).inc()
+            await write_admission(
+                body,
+                memo,
+                admitted=False,
+                reason=refusal.code,
+                message=refusal.message,
+                error_code=refusal.code,
+                error_message=refusal.message,
+            )
+            waiting = Observation("Pending", False, refusal.code, refusal.message, None, None)
+            await write_runtime(body, memo, waiting, restarts=0)
+            raise kopf.TemporaryError(refusal.message, delay=RETRY_PRESSURE_SECONDS)
+
     try:
         state, created = await memo.workloads.ensure(ref, spec)
     except DockerError as e:
@@ -207,6 +233,9 @@ async def monitor(
     stop = asyncio.ensure_future(stopped.wait())
     try:
         while not stopped:
+            if body.metadata.get("deletionTimestamp"):
+                await stop  # going away: the finalizer handler removes the container
+                break
             observation, wake_in = await _look(body, memo, ref, restarts)
             event = await _next_event(queue, stop, wake_in)
             if event is not None:
@@ -218,8 +247,9 @@ async def monitor(
             if observation.restart_in is not None:
                 if await _restart(body, memo, observation):
                     restarts += 1
-            elif observation.phase == "Failed":
-                await _expire(body, memo, ref)
+            elif observation.phase == "Failed" and await _expire(body, memo, ref):
+                await stop  # deleted: kopf stops this daemon when the deletion arrives
+                break
     finally:
         stop.cancel()
         memo.events.unsubscribe(ref.uid, queue)
@@ -284,17 +314,18 @@ async def _restart(body: kopf.Body, memo: AgentContext, observation: Observation
     return True
 
 
-async def _expire(body: kopf.Body, memo: AgentContext, ref: WorkloadRef) -> None:
+async def _expire(body: kopf.Body, memo: AgentContext, ref: WorkloadRef) -> bool:
     """ttlSecondsAfterFailed passed: delete the Workload (its finalizer removes the container)."""
     target = ObjectRef(namespace=ref.namespace, name=ref.name, uid=ref.uid)
     try:
         deleted = await memo.objects.delete(PLURAL, target)
     except KubeError as e:
         logger.warning("TTL deletion failed", extra={"object": label(body), "error": str(e)})
-        return
+        return False
     if deleted:
         memo.metrics.garbage_collected.labels(action="ttl_deleted").inc()
         logger.info("failed workload deleted after its TTL", extra={"object": label(body)})
+    return True
 
 
 def _admitted(body: kopf.Body) -> bool:

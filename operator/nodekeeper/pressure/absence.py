@@ -40,6 +40,3 @@ class AbsenceLog:
         self._logger.info(
             "%s available again: %s", what, path, extra={"path": str(path), "what": what}
         )
-
-    def is_missing(self, key: Hashable) -> bool:
-        return key in self._missing

@@ -91,7 +91,7 @@ def decide(
         ("CPU", totals.cpu_used_ratio, limits.cpu_used_ratio),
         (f"disk {totals.disk_path}", totals.disk_used_ratio, limits.disk_used_ratio),
     ):
-        if used is not None and used >= limit:
+        if used is not None and limit < 1.0 and used >= limit:  # a limit of 1 turns it off
             over.append(f"{name} is {used:.1%} used (limit {limit:.1%})")
     if over:
         return Refusal(

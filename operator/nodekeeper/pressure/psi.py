@@ -76,7 +76,8 @@ def _parse_line(rest: str, *, source: str | Path, number: int) -> PsiLine:
             raise ValueError(f"{source}: line {number}: {item!r} is not key=value")
         fields[key] = value
     try:
-        averages = [float(fields[name]) / 100.0 for name in _AVERAGES]
+        # Rounded so 0.13 % reads 0.0013, not 0.0013000000000000002.
+        averages = [round(float(fields[name]) / 100.0, 6) for name in _AVERAGES]
         total_us = int(fields["total"])
     except KeyError as e:
         raise ValueError(f"{source}: line {number} lacks {e.args[0]}=") from e

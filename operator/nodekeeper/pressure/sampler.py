@@ -65,6 +65,9 @@ class PressureSampler:
                 for wakeup in armed:
                     waiting[asyncio.create_task(wakeup.wait(), name="pressure-wakeup")] = wakeup
                 armed = []
+                if not waiting:
+                    await asyncio.sleep(self._delay())
+                    continue
                 done, _ = await asyncio.wait(
                     waiting, timeout=self._delay(), return_when=asyncio.FIRST_COMPLETED
                 )

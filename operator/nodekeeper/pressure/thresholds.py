@@ -214,14 +214,16 @@ class PressureTracker:
         if status == "True":
             clock.below_since = _since(clock.below_since, now) if value < leave else None
             if clock.below_since is None or now - clock.below_since < sustain:
-                return self._note(clock, value)
+                self._note(clock, value)
+                return None
             clock.below_since = None
             message = f"{figure} {value:.1%} < {leave:.1%} {lasting}"
             return self._move(clock, "False", calm_reason(resource), message, now, value)
         clock.above_since = _since(clock.above_since, now) if value >= enter else None
         if status == "False":
             if clock.above_since is None or now - clock.above_since < sustain:
-                return self._note(clock, value)
+                self._note(clock, value)
+                return None
             clock.above_since = None
             message = f"{figure} {value:.1%} >= {enter:.1%} {lasting}"
             return self._move(clock, "True", pressure_reason(resource), message, now, value)
@@ -235,7 +237,6 @@ class PressureTracker:
     @staticmethod
     def _note(clock: _Clock, value: float) -> None:
         clock.state = dataclasses.replace(clock.state, ratio=value)
-        return None
 
     @staticmethod
     def _move(

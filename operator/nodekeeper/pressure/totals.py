@@ -9,6 +9,7 @@ injectable callable so tests, and nodes with other layouts, can supply their own
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,8 +28,13 @@ def memory_used_ratio() -> float:
 
 
 def cpu_used_ratio() -> float:
-    """Share of CPU busy since the previous call (the first call in a process reads 0)."""
-    return float(psutil.cpu_percent(interval=None)) / 100.0
+    """The 1-minute load average per core, capped at 1.
+
+    A load average, not an instant CPU percentage: admission asks "is this node busy", and an
+    instant sample taken during a burst of reconciles says more about the burst than the node.
+    """
+    cores = os.cpu_count() or 1
+    return min(1.0, os.getloadavg()[0] / cores)
 
 
 def disk_used_ratio(path: Path) -> float:

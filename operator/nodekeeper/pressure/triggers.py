@@ -77,11 +77,16 @@ class PsiTrigger:
         self.fired_count = 0
         self._fd = fd
         self._loop = loop
-        self._epoll: select.epoll | None = select.epoll()
-        self._epoll.register(fd, select.EPOLLPRI)
+        epoll = select.epoll()
+        try:
+            epoll.register(fd, select.EPOLLPRI)
+        except OSError:
+            epoll.close()
+            raise
+        self._epoll: select.epoll | None = epoll
         self._fired = asyncio.Event()
         self._gone = False
-        loop.add_reader(self._epoll.fileno(), self._on_ready)
+        loop.add_reader(epoll.fileno(), self._on_ready)
 
     @property
     def spec(self) -> str:
@@ -160,7 +165,11 @@ def open_trigger(path: Path, *, stall_us: int, window_us: int, kind: Kind = "som
                 "PSI trigger window rounded up",
                 extra={"path": str(path), "requested_us": window_us, "window_us": window},
             )
-        return PsiTrigger(path, fd, kind=kind, stall_us=stall_us, window_us=window, loop=loop)
+        try:
+            return PsiTrigger(path, fd, kind=kind, stall_us=stall_us, window_us=window, loop=loop)
+        except OSError as e:  # epoll refuses files that cannot signal, e.g. a regular file
+            os.close(fd)
+            raise TriggerUnavailable(f"cannot watch {path} for PSI events: {e}") from e
     tried = ", ".join(f"{kind} {stall_us} {w}" for w in windows)
     raise TriggerUnavailable(
         f"the kernel refused a PSI trigger on {path} ({tried}): {refused}"

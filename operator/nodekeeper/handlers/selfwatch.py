@@ -1,0 +1,73 @@
+"""The agent watching itself: its memory against its limit, and the flight recorder.
+
+Every ``interval`` it records a snapshot (memory, task count, pressure) in the flight recorder's
+ring buffer, and logs when its memory level changes (70 / 85 / 90 % of its limit). The ring
+buffer is written to a crash report in the state directory on SIGUSR1 and on an unhandled
+exception, so a report shows the minutes before a problem, not only its moment.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nodekeeper.pressure.recorder import FlightRecorder, Snapshot
+from nodekeeper.pressure.selfprotect import MemoryLevel, SelfProtection
+
+logger = logging.getLogger(__name__)
+
+
+class SelfWatch:
+    def __init__(
+        self,
+        *,
+        protection: SelfProtection,
+        recorder: FlightRecorder,
+        state_dir: Path,
+        pressure: Callable[[], Mapping[str, Any]],
+        interval_seconds: float = 10.0,
+    ) -> None:
+        self.protection = protection
+        self.recorder = recorder
+        self._state_dir = state_dir
+        self._pressure = pressure
+        self._interval = interval_seconds
+        self.level = MemoryLevel.NORMAL
+
+    def sample(self) -> None:
+        memory = self.protection.read()
+        self.recorder.record(
+            Snapshot(
+                time=time.time(),
+                memory_bytes=memory.used_bytes,
+                tasks=len(asyncio.all_tasks()),
+                pressure=dict(self._pressure()),
+            )
+        )
+        if memory.level != self.level:
+            log = logger.warning if memory.level > self.level else logger.info
+            log(
+                "agent memory level changed",
+                extra={
+                    "level": memory.level.name.lower(),
+                    "used_bytes": memory.used_bytes,
+                    "limit_bytes": memory.limit_bytes,
+                },
+            )
+            self.level = memory.level
+
+    def dump(self, reason: str) -> Path | None:
+        try:
+            path = self.recorder.dump(self._state_dir, reason)
+        except OSError as e:
+            logger.error("could not write the crash report", extra={"error": str(e)})
+            return None
+        logger.warning("crash report written", extra={"path": str(path), "reason": reason})
+        return path
+
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,16 @@
+"""Fixture trees: small checked-in copies of /proc and /sys/fs/cgroup as each kind of host has them.
+
+- ``proc/``: a kernel with PSI; ``self/cgroup`` puts the agent in memory cgroup ``/agent``.
+- ``proc-old-kernel/``: PSI without a ``full`` line for cpu (kernels before 5.13).
+- ``proc-without-psi/``: a kernel built without PSI or booted with psi=0: no ``pressure/``.
+- ``proc-v2/``: the agent in cgroup v2 ``/kubepods/pod-agent/agent``.
+- ``cgroup-v1/``, ``cgroup-v2/``, ``cgroup-hybrid/``: the three layouts, each with the node,
+  container :data:`CONTAINER_ID` (cgroupfs driver, or systemd's scope on v2) and the agent.
+"""
+
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CONTAINER_ID = "0123456789abcdef" * 4
+UNLIMITED_CONTAINER_ID = "fedcba9876543210" * 4
+MiB = 2**20

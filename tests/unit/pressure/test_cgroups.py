@@ -1,0 +1,214 @@
+"""cgroup figures on v1, v2 and hybrid hosts: limits, OOM kills, throttling, PSI, unknowns."""
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nodekeeper.pressure.cgroups import CgroupReader, detect_hierarchy
+from tests.unit.pressure.conftest import CONTAINER_ID, FIXTURES, UNLIMITED_CONTAINER_ID, MiB
+
+
+def reader(layout: str, proc: str = "proc") -> CgroupReader:
+    return CgroupReader(root=FIXTURES / f"cgroup-{layout}", proc=FIXTURES / proc)
+
+
+@pytest.mark.parametrize("layout", ["v1", "v2", "hybrid"])
+def test_the_layout_is_detected(layout: str) -> None:
+    assert detect_hierarchy(FIXTURES / f"cgroup-{layout}").layout == layout
+
+
+def test_a_host_without_cgroups_has_layout_none(tmp_path: Path) -> None:
+    assert detect_hierarchy(tmp_path).layout == "none"
+
+
+def test_hybrid_reads_pressure_from_the_unified_tree() -> None:
+    hierarchy = detect_hierarchy(FIXTURES / "cgroup-hybrid")
+    assert hierarchy.unified == FIXTURES / "cgroup-hybrid" / "unified"
+    assert {"memory", "cpu"} <= set(hierarchy.controllers)
+
+
+class TestV1:
+    def test_the_node_reports_unlimited_memory_and_no_quota(self) -> None:
+        cgroups = reader("v1")
+        stats = cgroups.read(cgroups.node())
+
+        assert stats.memory_current_bytes == 1653579776
+        assert stats.memory_limit_bytes is None
+        assert stats.memory_limited is False  # "unlimited", not unknown
+        assert stats.cpu_quota_cores is None
+        assert "cpu_quota_cores" not in stats.unknown
+        assert stats.oom_kill_events == 0
+        assert stats.memory_working_set_bytes == 1653579776 - 400000000
+        assert stats.psi == {}
+
+    def test_a_container_has_its_limit_quota_throttling_and_oom_kills(self) -> None:
+        cgroups = reader("v1")
+        container = cgroups.container(CONTAINER_ID)
+        assert container is not None
+        stats = cgroups.read(container)
+
+        assert stats.memory_limit_bytes == 64 * MiB
+        assert stats.memory_current_bytes == 48 * MiB
+        assert stats.memory_working_set_bytes == 40 * MiB
+        assert stats.oom_kill_events == 2
+        assert stats.cpu_quota_cores == 0.5
+        assert (stats.throttled_periods, stats.throttled_seconds) == (12, 3.5)
+
+    def test_v1_counts_oom_kills_but_not_limit_hits(self) -> None:
+        cgroups = reader("v1")
+        stats = cgroups.read(cgroups.node())
+        assert stats.oom_events is None
+        assert stats.unknown == {"oom_events"}
+
+
+class TestV2:
+    def test_a_systemd_scope_container_has_its_limit_quota_throttling_and_ooms(self) -> None:
+        cgroups = reader("v2")
+        container = cgroups.container(CONTAINER_ID)
+        assert container is not None
+        assert container.memory is not None
+        assert container.memory.name == f"docker-{CONTAINER_ID}.scope"
+        stats = cgroups.read(container)
+
+        assert stats.memory_limit_bytes == 64 * MiB
+        assert stats.memory_working_set_bytes == 44 * MiB
+        assert (stats.oom_events, stats.oom_kill_events) == (3, 1)
+        assert stats.cpu_quota_cores == 0.5
+        assert (stats.throttled_periods, stats.throttled_seconds) == (12, 3.5)
+        assert set(stats.psi) == {"cpu", "memory", "io"}
+        assert stats.psi["memory"].some.avg10 == 0.05
+        assert stats.unknown == frozenset()
+
+    def test_max_means_unlimited(self) -> None:
+        cgroups = reader("v2")
+        container = cgroups.container(UNLIMITED_CONTAINER_ID)
+        assert container is not None
+        stats = cgroups.read(container)
+
+        assert stats.memory_limit_bytes is None
+        assert stats.memory_limited is False
+        assert stats.cpu_quota_cores is None
+        assert "cpu_quota_cores" not in stats.unknown
+
+    def test_the_root_lacks_limits_by_design_and_says_so_quietly(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        cgroups = reader("v2")
+        stats = cgroups.read(cgroups.node())
+
+        assert stats.memory_limited is None
+        assert {"memory_current_bytes", "memory_limit_bytes", "cpu_quota_cores"} <= stats.unknown
+        assert stats.psi["cpu"].some.avg10 == 0.42
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class TestHybrid:
+    def test_the_node_takes_memory_and_cpu_from_v1_and_psi_from_unified(self) -> None:
+        cgroups = reader("hybrid")
+        stats = cgroups.read(cgroups.node())
+
+        assert stats.memory_current_bytes == 1620324352
+        assert stats.memory_limit_bytes is None
+        assert stats.oom_kill_events == 5
+        assert (stats.throttled_periods, stats.throttled_seconds) == (0, 0.0)
+        assert stats.psi["cpu"].some.avg10 == 0.42
+        assert stats.psi["io"].full is not None
+        assert stats.unknown == {"oom_events"}
+
+    def test_a_cgroupfs_container_has_psi_from_the_unified_tree(self) -> None:
+        cgroups = reader("hybrid")
+        container = cgroups.container(CONTAINER_ID)
+        assert container is not None
+        stats = cgroups.read(container)
+
+        assert stats.memory_limit_bytes == 64 * MiB
+        assert stats.cpu_quota_cores is None
+        assert stats.psi["cpu"].some.avg10 == 0.05
+
+
+@pytest.mark.parametrize("layout", ["v1", "v2", "hybrid"])
+def test_an_unknown_container_is_not_found(layout: str) -> None:
+    assert reader(layout).container("f" * 64) is None
+
+
+class TestAgent:
+    def test_v1_agent_limit_from_its_own_memory_cgroup(self) -> None:
+        cgroups = reader("v1", proc="proc-without-psi")
+        agent = cgroups.agent()
+        stats = cgroups.read(agent)
+
+        assert agent.name == "/agent"
+        assert stats.memory_limit_bytes == 256 * MiB
+        assert stats.cpu_quota_cores == 1.0
+
+    def test_v2_agent_limit_from_its_cgroup(self) -> None:
+        cgroups = reader("v2", proc="proc-v2")
+        stats = cgroups.read(cgroups.agent())
+
+        assert stats.memory_limit_bytes == 256 * MiB
+        assert stats.cpu_quota_cores == 2.0
+
+    def test_hybrid_agent_is_unlimited_and_sees_node_psi(self) -> None:
+        cgroups = reader("hybrid")
+        agent = cgroups.agent()
+        stats = cgroups.read(agent)
+
+        assert agent.memory == FIXTURES / "cgroup-hybrid" / "memory" / "agent"
+        assert stats.memory_limited is False
+        assert stats.memory_current_bytes == 96 * MiB
+        assert set(stats.psi) == {"cpu", "memory", "io"}
+
+    def test_unreadable_proc_self_cgroup_falls_back_to_the_root(self, tmp_path: Path) -> None:
+        cgroups = CgroupReader(root=FIXTURES / "cgroup-v1", proc=tmp_path)
+        assert cgroups.agent().is_root
+
+
+class TestMissingFiles:
+    def test_a_missing_file_is_unknown_and_warned_once(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        cgroups = reader("v2")
+        container = cgroups.container(UNLIMITED_CONTAINER_ID)
+        assert container is not None
+
+        with caplog.at_level(logging.INFO, logger="nodekeeper.pressure"):
+            first = cgroups.read(container)
+            second = cgroups.read(container)
+
+        for stats in (first, second):
+            assert (stats.oom_events, stats.oom_kill_events) == (None, None)
+            assert {"oom_events", "oom_kill_events"} <= stats.unknown
+            assert stats.memory_current_bytes == 1 * MiB
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        # memory.events is missing, and so are the container's pressure files.
+        assert len(warnings) == len(set(warnings))
+        assert any("memory.events" in message for message in warnings)
+
+    def test_a_container_that_exited_reads_as_unknown_without_warnings(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        root = tmp_path / "cgroup"
+        shutil.copytree(FIXTURES / "cgroup-v1", root)
+        cgroups = CgroupReader(root=root, proc=FIXTURES / "proc")
+        container = cgroups.container(CONTAINER_ID)
+        assert container is not None
+        shutil.rmtree(root / "memory" / "docker" / CONTAINER_ID)
+        shutil.rmtree(root / "cpu" / "docker" / CONTAINER_ID)
+
+        stats = cgroups.read(container)
+
+        assert stats.memory_current_bytes is None
+        assert stats.memory_limited is None
+        assert stats.throttled_periods is None
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    def test_malformed_content_names_the_file(self, tmp_path: Path) -> None:
+        root = tmp_path / "cgroup"
+        shutil.copytree(FIXTURES / "cgroup-v1", root)
+        (root / "memory" / "memory.limit_in_bytes").write_text("lots\n")
+        cgroups = CgroupReader(root=root, proc=FIXTURES / "proc")
+
+        with pytest.raises(ValueError, match=r"memory\.limit_in_bytes: expected an integer"):
+            cgroups.read(cgroups.node())
