@@ -153,14 +153,18 @@ def main() -> int:
 
         print(f"workloads                      {args.count}")
         print(
-            f"apply -> all Ready             {all_ready - started:.1f} s (kubectl apply itself {applied - started:.1f} s)"
+            f"apply -> all Ready             {all_ready - started:.1f} s "
+            f"(kubectl apply itself {applied - started:.1f} s)"
         )
         print(
-            f"agent writes during the ramp   {agent_requests} ({agent_requests / args.count:.2f} per Workload; status {status_writes / args.count:.2f})"
+            f"agent writes during the ramp   {agent_requests} "
+            f"({agent_requests / args.count:.2f} per Workload; "
+            f"status {status_writes / args.count:.2f})"
         )
         print(f"kubectl applies                {kubectl_applies}")
         print(
-            f"writes in {args.steady_seconds:.0f} s of steady state  {steady_writes} (every container logging 1 line/s)"
+            f"writes in {args.steady_seconds:.0f} s of steady state  {steady_writes} "
+            "(every container logging 1 line/s)"
         )
         print(f"ramp requests by (verb, subresource): {dict(ramp)}")
     finally:

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 TransitionSink = Callable[[Sequence[Transition]], Awaitable[None]]
 
+# After a trigger fires: sample every BURST_INTERVAL_SECONDS for BURST_SECONDS.
+BURST_SECONDS = 10.0
+BURST_INTERVAL_SECONDS = 0.5
+
 
 class Wakeup(Protocol):
     """Something that says "look now": a :class:`~nodekeeper.pressure.triggers.PsiTrigger`."""
@@ -46,6 +50,7 @@ class PressureSampler:
         self.interval_seconds = interval_seconds
         self.samples = 0
         self.wakeups_fired = 0
+        self._fired_at: float | None = None
         self._clock = clock
 
     def evaluate(self) -> list[Transition]:
@@ -83,6 +88,7 @@ class PressureSampler:
                         raise error
                     else:
                         self.wakeups_fired += 1
+                        self._fired_at = self._clock()
                         armed.append(wakeup)
         finally:
             for task in waiting:
@@ -91,7 +97,13 @@ class PressureSampler:
 
     def _delay(self) -> float:
         now = self._clock()
+        interval = self.interval_seconds
+        # A trigger fires at most once per window; right after one, the running averages are
+        # still climbing, so look often until the burst is over instead of waiting a full
+        # interval (or the next window) to see them cross the threshold.
+        if self._fired_at is not None and now - self._fired_at < BURST_SECONDS:
+            interval = min(interval, BURST_INTERVAL_SECONDS)
         due = self.tracker.next_due(now)
         if due is None:
-            return self.interval_seconds
-        return max(0.0, min(self.interval_seconds, due - now))
+            return interval
+        return max(0.0, min(interval, due - now))

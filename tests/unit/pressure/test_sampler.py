@@ -100,8 +100,8 @@ async def test_a_trigger_alone_never_flips_a_condition() -> None:
         async with asyncio.timeout(10):
             await asyncio.sleep(3)  # virtual time: the stall begins
             bell.ring()
-            await asyncio.sleep(1)  # before the next periodic sample, at 5
-        assert (sampler.wakeups_fired, sampler.samples) == (1, 2)
+            await asyncio.sleep(0.9)  # after a ring, a sample every 0.5 s: at 3 and 3.5
+        assert (sampler.wakeups_fired, sampler.samples) == (1, 3)
         assert tracker.state("cpu").status == "False"
         assert tracker.state("cpu").ratio == 0.5
     finally:
@@ -134,3 +134,24 @@ async def test_a_closed_trigger_is_dropped_and_sampling_goes_on() -> None:
 def test_the_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval_seconds"):
         PressureSampler(StallFrom(0), PressureTracker(), interval_seconds=0)
+
+
+@pytest.mark.looptime
+async def test_after_a_trigger_the_crossing_is_seen_within_half_a_second() -> None:
+    loop = asyncio.get_running_loop()
+    tracker = PressureTracker({"cpu": Threshold(0.10, 0.05, sustain_seconds=2)})
+    sampler = PressureSampler(StallFrom(onset=3), tracker, interval_seconds=30, clock=loop.time)
+    bell = Bell()
+    collector = Collector()
+    task = asyncio.create_task(sampler.run(collector, [bell]))
+    try:
+        async with asyncio.timeout(60):
+            await asyncio.sleep(2.9)  # virtual time: the trigger rings just before the onset
+            bell.ring()
+            await asyncio.sleep(3)
+        # Crossing seen at 3.0 (within 0.5 s of the ring), True at 3.0 + 2 s sustain.
+        assert tracker.state("cpu").status == "True"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
