@@ -30,8 +30,8 @@ lint: venv
 	$(BIN)/lint-imports
 
 format: venv
-	$(BIN)/ruff format operator tests e2e
-	$(BIN)/ruff check --fix operator tests e2e
+	$(BIN)/ruff format operator tests e2e bench
+	$(BIN)/ruff check --fix operator tests e2e bench
 
 crds: venv
 	$(BIN)/nodekeeper crds --out crds
