@@ -275,6 +275,11 @@ async def _look(
             logger.warning("workload container vanished; recreated", extra={"object": label(body)})
     except DockerError:
         return None, None  # an events resync follows the engine's return
+    if state is None:
+        # Not created yet: the handler is about to, and its nudge brings the first real look.
+        # Reporting "no container" first would cost every new Workload one more status write.
+        memo.phases[ref.uid] = "Pending"
+        return None, None
     observation = observe(state, spec, restarts)
     memo.phases[ref.uid] = observation.phase
     await write_runtime(body, memo, observation, restarts=restarts)
