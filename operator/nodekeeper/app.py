@@ -8,7 +8,6 @@ our long-lived parts start before kopf does.
 """
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -18,20 +17,27 @@ import kopf
 
 from nodekeeper import __version__
 from nodekeeper.api import backuprun, workload
+from nodekeeper.backups.metrics import rebuild as rebuild_backup_metrics
+from nodekeeper.backups.services import BackupServices
 from nodekeeper.config import Settings
 from nodekeeper.handlers import garbage, operator
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.node_pressure import NodePressure
 from nodekeeper.handlers.selfwatch import SelfWatch
 from nodekeeper.kube import client, version
+from nodekeeper.kube.backupruns import BackupRuns
+from nodekeeper.kube.configmaps import ConfigMaps
+from nodekeeper.kube.errors import KubeError
 from nodekeeper.kube.events import NodeEvents
 from nodekeeper.kube.nodes import NodeConditionWriter
 from nodekeeper.kube.objects import Objects
+from nodekeeper.kube.secrets import Secrets
 from nodekeeper.kube.status import Resource, StatusWriter
-from nodekeeper.metrics import Metrics, PressureCollector
+from nodekeeper.metrics import Metrics
 from nodekeeper.nodeid import node_id
 from nodekeeper.pressure.admission import AdmissionGate, AdmissionLimits
 from nodekeeper.pressure.cgroups import CgroupReader
+from nodekeeper.pressure.metrics import PressureCollector
 from nodekeeper.pressure.psi import PsiReader
 from nodekeeper.pressure.recorder import FlightRecorder
 from nodekeeper.pressure.sampler import PressureSampler
@@ -82,11 +88,13 @@ class Readiness:
         return None
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings) -> int:
     """Run the agent until SIGTERM/SIGINT.
 
     Raises SettingsError, KubeError or DockerError (each one line for the user) on bad start-up.
+    Returns the exit code: 0 after a requested stop, 1 when one of its parts died.
     """
+    failed: list[str] = []
     settings.require_node()
     configuration = client.load(settings.kubeconfig)
     api = client.api_client(configuration)
@@ -94,13 +102,25 @@ async def run(settings: Settings) -> None:
     background: list[asyncio.Task[None]] = []
     try:
         server_version = await version.check(api)
-        containers = Containers.connect(settings.docker_host)
+        phases: dict[str, str] = {}
+        metrics = Metrics(workload_phases=lambda: phases)
+        containers = await asyncio.to_thread(Containers.connect, settings.docker_host)
         await containers.ping()
+        runs = BackupRuns(api)
+        backups = BackupServices.build(
+            containers=containers,
+            config_maps=ConfigMaps(api),
+            runs=runs,
+            secrets=Secrets(api),
+            registry=metrics.registry,
+            node_name=settings.node_name,
+            log_cap_bytes=settings.backup_log_cap_bytes,
+            succeeded_limit=settings.backup_succeeded_history_limit,
+            failed_limit=settings.backup_failed_history_limit,
+        )
         events = ContainerEvents(containers.client, key_label=LABEL_UID)
         # Started before kopf: kopf cancels every task created after it starts as its own.
         background.append(asyncio.create_task(events.run(), name="docker events"))
-        phases: dict[str, str] = {}
-        metrics = Metrics(workload_phases=lambda: phases)
         identity = node_id()
         metrics.agent_info.info(
             {"version": __version__, "node": settings.node_name, "node_id": identity}
@@ -189,6 +209,7 @@ async def run(settings: Settings) -> None:
             objects=Objects(api),
             image_policy=ImagePolicy(settings.image_policy),
             admission=admission,
+            backups=backups,
             phases=phases,
         )
         # Started before kopf, like the events task.
@@ -218,10 +239,15 @@ async def run(settings: Settings) -> None:
                 "server_version": server_version,
             },
         )
+        try:
+            # The last success per policy comes from the BackupRuns, never only from memory.
+            await rebuild_backup_metrics(backups.metrics, runs, node_name=settings.node_name)
+        except KubeError as e:
+            logger.warning("backup metrics not rebuilt", extra={"error": str(e)})
         stop = asyncio.Event()
         existing = asyncio.all_tasks()
         tasks = await kopf.spawn_tasks(
-            registry=operator.registry(client.credentials(configuration)),
+            registry=operator.registry(lambda: client.credentials(configuration)),
             settings=operator.settings(
                 settings.node_name, shutdown_timeout=settings.shutdown_timeout_seconds
             ),
@@ -251,6 +277,22 @@ async def run(settings: Settings) -> None:
             logging.shutdown()
             os._exit(EXIT_HUNG)
 
+        def supervise(task: asyncio.Task[None]) -> None:
+            # A long-lived part that dies would leave the agent half-blind while /readyz stays
+            # green: stop the whole agent instead, so the kubelet restarts it.
+            if task.cancelled() or stop.is_set():
+                return
+            error = task.exception()
+            logger.error(
+                "agent task ended unexpectedly; stopping the agent",
+                extra={"task": task.get_name(), "error": repr(error)},
+            )
+            failed.append(task.get_name())
+            request_stop(signal.SIGTERM)
+
+        for task in background:
+            task.add_done_callback(supervise)
+
         # Replaces kopf's own SIGTERM/SIGINT handlers (installed by spawn_tasks).
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, request_stop, signum)
@@ -266,9 +308,9 @@ async def run(settings: Settings) -> None:
     finally:
         for task in background:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*background, return_exceptions=True)
         if containers is not None:
             containers.close()
         api.close()  # type: ignore[no-untyped-call]
-    logger.info("agent stopped")
+    logger.info("agent stopped", extra={"failed_tasks": failed} if failed else {})
+    return 1 if failed else 0

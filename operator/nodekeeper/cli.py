@@ -6,6 +6,7 @@ settings, 1 for a cluster that cannot be used), never with a traceback.
 
 import argparse
 import asyncio
+import datetime
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +70,41 @@ def parser() -> argparse.ArgumentParser:
         "--docker-root", type=Path, default=Path("/var/lib/docker"), help="Docker's data root"
     )
 
+    backups = commands.add_parser(
+        "backups",
+        help="list, show, read and ingest BackupRuns",
+        description="BackupRun history and logs, read from the API server (KUBECONFIG).",
+    )
+    backups.add_argument("--kubeconfig", type=Path, default=None, help="default: KUBECONFIG")
+    backup_commands = backups.add_subparsers(dest="backups_command", required=True, metavar="CMD")
+    listing = backup_commands.add_parser("list", help="list runs, newest first")
+    listing.add_argument("-n", "--namespace", default=None, help="one namespace (default: all)")
+    listing.add_argument("--policy")
+    listing.add_argument(
+        "--phase", choices=["Pending", "Running", "Succeeded", "PartiallyFailed", "Failed"]
+    )
+    listing.add_argument("--node")
+    listing.add_argument("--task-type", choices=["backup", "check", "prune"])
+    listing.add_argument("--since", type=_moment, help="RFC 3339, e.g. 2026-11-01T00:00:00Z")
+    listing.add_argument("--until", type=_moment, help="RFC 3339")
+    listing.add_argument("--limit", type=int, help="page size (the API server's own paging)")
+    listing.add_argument("--continue", dest="continue_token", help="token from the last page")
+    listing.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    for name, text in (("show", "a run's spec and status"), ("logs", "a run's log as written")):
+        one = backup_commands.add_parser(name, help=text)
+        one.add_argument("run", metavar="RUN")
+        one.add_argument("-n", "--namespace", default="default")
+    ingest = backup_commands.add_parser(
+        "ingest", help="record a run executed elsewhere, with a log of any size"
+    )
+    ingest.add_argument("run", metavar="RUN", help="name of the BackupRun to create")
+    ingest.add_argument("-n", "--namespace", default="default")
+    ingest.add_argument("--node", required=True, help="the node whose agent records the run")
+    ingest.add_argument("--policy", required=True)
+    ingest.add_argument("--task-type", choices=["backup", "check", "prune"], default="backup")
+    ingest.add_argument("--result", type=Path, required=True, help="JSON file: spec.result")
+    ingest.add_argument("--log-file", type=Path, help="the run's log (any size)")
+
     release = commands.add_parser(
         "release-node",
         help="remove nodekeeper's finalizers from a node that is gone for good",
@@ -90,9 +126,85 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _crds(args.out)
     if args.command == "release-node":
         return _release_node(args.node, args.kubeconfig)
+    if args.command == "backups":
+        return _backups(args)
     if args.command == "pressure":
         return _pressure(args.json, args.proc_root, args.cgroup_root, args.docker_root)
     return _run(vars(args))
+
+
+def _moment(text: str) -> datetime.datetime:
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not RFC 3339") from e
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def _backups(args: argparse.Namespace) -> int:
+    import os
+
+    from nodekeeper.backups import commands
+    from nodekeeper.backups.runlogs import RunLogs
+    from nodekeeper.kube import client
+    from nodekeeper.kube.backupruns import BackupRuns
+    from nodekeeper.kube.configmaps import ConfigMaps
+    from nodekeeper.kube.errors import KubeError
+
+    kubeconfig = args.kubeconfig
+    if kubeconfig is None and os.environ.get("KUBECONFIG"):
+        kubeconfig = Path(os.environ["KUBECONFIG"])
+
+    async def act() -> str | bytes:
+        api = client.api_client(client.load(kubeconfig))
+        try:
+            runs = BackupRuns(api)
+            logs = RunLogs(ConfigMaps(api))
+            if args.backups_command == "list":
+                filters = commands.ListFilters(
+                    namespace=args.namespace,
+                    policy=args.policy,
+                    phase=args.phase,
+                    node=args.node,
+                    task_type=args.task_type,
+                    since=args.since,
+                    until=args.until,
+                    limit=args.limit,
+                    continue_token=args.continue_token,
+                )
+                items, token = await commands.list_runs(runs, filters)
+                return commands.render(items, token, args.output)
+            if args.backups_command == "show":
+                return await commands.show_run(runs, args.namespace, args.run)
+            if args.backups_command == "logs":
+                return await commands.run_log(runs, logs, args.namespace, args.run)
+            log = args.log_file.read_bytes() if args.log_file else None
+            created = await commands.ingest(
+                runs,
+                logs,
+                namespace=args.namespace,
+                name=args.run,
+                node=args.node,
+                policy=args.policy,
+                task_type=args.task_type,
+                result=commands.load_result(args.result),
+                log=log,
+            )
+            return f"backuprun {args.namespace}/{created['metadata']['name']} recorded"
+        finally:
+            api.close()  # type: ignore[no-untyped-call]
+
+    try:
+        output = asyncio.run(act())
+    except (KubeError, commands.IngestError, OSError, ValueError) as e:
+        print(f"nodekeeper: {e}", file=sys.stderr)
+        return EXIT_CLUSTER
+    if isinstance(output, bytes):
+        sys.stdout.buffer.write(output)
+        sys.stdout.buffer.flush()
+    else:
+        print(output)
+    return 0
 
 
 def _pressure(as_json: bool, proc: Path, cgroup_root: Path, docker_root: Path) -> int:
@@ -175,7 +287,7 @@ def _run(args: dict[str, Any]) -> int:
         return EXIT_SETTINGS
     jsonlog.configure(level=settings.log_level, fmt=settings.log_format)
     try:
-        asyncio.run(app.run(settings))
+        return asyncio.run(app.run(settings))
     except KubeError as e:
         print(f"nodekeeper: {e}", file=sys.stderr)
         return EXIT_CLUSTER

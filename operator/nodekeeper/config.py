@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     memory_limit_bytes: int = Field(
         default=0, ge=0, description="The agent's memory limit when its cgroup has none; 0: none."
     )
+    backup_log_cap_bytes: int = Field(
+        default=8 * 2**20,
+        gt=0,
+        description="Largest BackupRun log kept in ConfigMaps; beyond it head and tail are kept.",
+    )
+    backup_succeeded_history_limit: int = Field(
+        default=10, ge=0, description="Succeeded BackupRuns kept per namespace, policy and node."
+    )
+    backup_failed_history_limit: int = Field(
+        default=5, ge=0, description="Failed BackupRuns kept per namespace, policy and node."
+    )
     shutdown_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Deadline for a clean stop after SIGTERM."
     )

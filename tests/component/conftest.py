@@ -186,7 +186,7 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
     stop = asyncio.Event()
     task = asyncio.create_task(
         kopf.operator(
-            registry=operator.registry(credentials),
+            registry=operator.registry(lambda: credentials),
             settings=settings,
             standalone=True,
             clusterwide=True,
@@ -247,6 +247,12 @@ def backuprun_object(name: str, node: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": backuprun.KIND,
-        "metadata": {"name": name, "namespace": "default", "generation": 1, "uid": f"uid-{name}"},
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "generation": 1,
+            "uid": f"uid-{name}",
+            "resourceVersion": "1",
+        },
         "spec": {"nodeName": node, "policy": "daily", "taskType": "backup", **spec},
     }

@@ -26,6 +26,8 @@ def api_exception(status: int, message: str = "boom", reason: str = "Bad") -> Ap
         (401, kube_errors.KubeForbidden),
         (400, kube_errors.KubeRejected),
         (500, kube_errors.KubeUnavailable),
+        (429, kube_errors.KubeUnavailable),
+        (408, kube_errors.KubeUnavailable),
         (503, kube_errors.KubeUnavailable),
     ],
 )

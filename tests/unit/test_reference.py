@@ -4,8 +4,11 @@ import re
 from pathlib import Path
 
 from nodekeeper.api import codes
+from nodekeeper.backups.metrics import BackupMetrics
+from nodekeeper.backups.outcomes import REASONS as BACKUP_REASONS
 from nodekeeper.config import Settings
-from nodekeeper.metrics import Metrics, PressureCollector
+from nodekeeper.metrics import Metrics
+from nodekeeper.pressure.metrics import PressureCollector
 from nodekeeper.pressure.psi import PsiLine, PsiSample
 from nodekeeper.pressure.selfprotect import MemoryLevel, SelfMemory
 from nodekeeper.pressure.thresholds import REASONS as PRESSURE_REASONS
@@ -39,6 +42,7 @@ def test_every_metric_is_documented() -> None:
             ),
         )
     )
+    BackupMetrics(metrics.registry)  # as app.run builds it, into the same registry
     names = set()
     for family in metrics.registry.collect():
         # Info metrics are exposed with an _info suffix; counters with _total.
@@ -65,3 +69,7 @@ def test_every_pressure_reason_is_a_documented_code() -> None:
 
     assert set(PRESSURE_REASONS) <= set(codes.REASONS)
     assert set(CODES) <= set(codes.ERROR_CODES)
+
+
+def test_every_backup_outcome_is_a_documented_reason() -> None:
+    assert set(BACKUP_REASONS) <= set(codes.REASONS)

@@ -36,7 +36,7 @@ REASONS: dict[str, str] = {
     "non-zero code and the restart policy does not restart it.",
     "OOMKilled": "Workload `Ready=False`: the container was killed for exceeding its memory limit.",
     "ImageNotFound": "Workload `Ready=False`, phase Pending: the image is not on the node; "
-    "retried every 30 s.",
+    "retried every 30 s. BackupRun phase Failed: the task image is not on the node.",
     "DockerUnavailable": "Workload `Ready=False`: the Docker engine did not answer; retried "
     "every 10 s.",
     "ContainerCreateFailed": "Workload `Ready=False`: Docker refused to create or start the "
@@ -60,6 +60,41 @@ REASONS: dict[str, str] = {
     "PSIUnavailable": "Node condition Unknown: the kernel has no PSI for the resource (boot with "
     "psi=1).",
     "NotYetSampled": "Node condition Unknown: the agent has not sampled PSI yet.",
+    # BackupRun outcomes (backups/outcomes.py; a test keeps the two in step).
+    "Succeeded": (
+        "BackupRun `Completed=True`, phase Succeeded: exit code 0 (or a recorded result)."
+    ),
+    "PartiallyFailed": (
+        "BackupRun `Completed=True`, phase PartiallyFailed: exit code 3, some "
+        "source files could not be read (or a recorded result)."
+    ),
+    "Failed": (
+        "BackupRun `Completed=True`, phase Failed: another non-zero exit code (or a "
+        "recorded result); `status.errorMessage` quotes restic when it said why."
+    ),
+    "Timeout": (
+        "BackupRun `Completed=True`, phase Failed: the task ran past `timeoutSeconds` and "
+        "was killed."
+    ),
+    "RepositoryNotFound": "BackupRun phase Failed: exit code 10, the repository does not exist.",
+    "RepositoryLocked": "BackupRun phase Failed: exit code 11, the repository is locked.",
+    "WrongPassword": "BackupRun phase Failed: exit code 12, the repository password is wrong.",
+    "Interrupted": "BackupRun phase Failed: exit code 130, the task was interrupted.",
+    "ContainerLost": (
+        "BackupRun phase Failed: the task's container vanished before it ended "
+        "(removed outside nodekeeper)."
+    ),
+    "SecretNotFound": (
+        "BackupRun phase Failed: a `secretKeyRef` names a Secret or key that does "
+        "not exist or cannot be read."
+    ),
+    "TaskStartFailed": "BackupRun phase Failed: Docker refused to create or start the task.",
+    "Started": "BackupRun `Running=True`: the task container started.",
+    "Pending": (
+        "BackupRun `Running=False`, `Completed=False`: the run waits to start (or for its "
+        "ingested log)."
+    ),
+    "Running": "BackupRun `Completed=False`: the task has not ended yet.",
 }
 
 # status.errorCode values (Workload) and error codes in metrics.

@@ -47,6 +47,7 @@ class NodePressure:
         self._stall_us = trigger_stall_us
         self._window_us = trigger_window_us
         self.triggers: list[PsiTrigger] = []
+        self._sending = asyncio.Lock()
 
     def conditions(self) -> list[NodeCondition]:
         return [
@@ -55,6 +56,12 @@ class NodePressure:
         ]
 
     async def send(self) -> bool:
+        # One patch at a time, the snapshot taken inside: a heartbeat begun before a transition
+        # must not land after it with the old status.
+        async with self._sending:
+            return await self._send()
+
+    async def _send(self) -> bool:
         try:
             await self._writer.patch(self.conditions())
         except KubeError as e:

@@ -9,6 +9,7 @@
 """
 
 import logging
+from collections.abc import Callable
 
 import kopf
 
@@ -44,11 +45,13 @@ def settings(node_name: str, *, shutdown_timeout: float) -> kopf.OperatorSetting
     return result
 
 
-def registry(credentials: Credentials) -> kopf.OperatorRegistry:
+def registry(login_credentials: Callable[[], Credentials]) -> kopf.OperatorRegistry:
+    """``login_credentials`` is called at each (re-)login, so refreshed tokens are picked up."""
     result = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=result)
     def login(**_: object) -> kopf.ConnectionInfo:
+        credentials = login_credentials()
         return kopf.ConnectionInfo(
             server=credentials.server,
             ca_path=credentials.ca_path,

@@ -117,14 +117,24 @@ async def write_runtime(
 
 async def reconcile(body: kopf.Body, memo: AgentContext, reason: str, **_: Any) -> None:
     """create / update(spec) / resume: admit the spec, then make sure its container exists."""
-    with memo.metrics.reconcile_duration.labels(kind=KIND).time():
-        await _reconcile(body, memo, reason)
+    uid = str(body.metadata.uid)
+    nudge = RESYNC
+    try:
+        with memo.metrics.reconcile_duration.labels(kind=KIND).time():
+            async with memo.lock_for(uid):
+                nudge = await _reconcile(body, memo, reason)
+    finally:
+        # Always: the daemon's body lags behind these writes; the nudge makes it look again.
+        memo.events.notify(uid, ContainerEvent(action=nudge, container_id="", labels={}))
 
 
-async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> None:
+async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> str:
+    """Returns the nudge for the daemon: RESPEC when a new container replaced the old one."""
+    uid = str(body.metadata.uid)
     try:
         spec = WorkloadSpec.model_validate(dict(body.spec))
     except ValidationError as e:
+        memo.verdicts[uid] = False
         message = explain(e)
         memo.metrics.handler_errors.labels(kind=KIND, code=codes.INVALID_SPEC).inc()
         refused = await write_admission(
@@ -140,10 +150,11 @@ async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> None:
         await write_runtime(body, memo, failed, restarts=0)
         if refused:
             logger.warning("workload refused", extra={"object": label(body), "error": message})
-        return
+        return RESYNC
 
     ref = ref_of(body)
     if not memo.image_policy.allowed(ref.namespace, spec.image):
+        memo.verdicts[uid] = False
         message = (
             f"image {spec.image!r} is not allowed in namespace {ref.namespace} on this node "
             f"(allowed: {memo.image_policy.describe(ref.namespace)}); use an allowed image"
@@ -161,11 +172,12 @@ async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> None:
         verdict = Observation("Failed", False, codes.IMAGE_NOT_ALLOWED, message, None, None)
         await write_runtime(body, memo, verdict, restarts=0)
         await memo.workloads.remove_all(ref)  # a container of an earlier, allowed spec goes too
-        return
+        return RESYNC
 
     if memo.admission is not None and await _needs_new_container(memo, ref):
         refusal = memo.admission.check()
         if refusal is not None:
+            memo.verdicts[uid] = False
             memo.metrics.handler_errors.labels(kind=KIND, code=refusal.code).inc()
             await write_admission(
                 body,
@@ -180,6 +192,7 @@ async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> None:
             await write_runtime(body, memo, waiting, restarts=0)
             raise kopf.TemporaryError(refusal.message, delay=RETRY_PRESSURE_SECONDS)
 
+    memo.verdicts[uid] = True
     try:
         state, created = await memo.workloads.ensure(ref, spec)
     except DockerError as e:
@@ -210,13 +223,16 @@ async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> None:
             "workload container started",
             extra={"object": label(body), "container": state.id[:12], "reason": reason},
         )
-        memo.events.notify(ref.uid, ContainerEvent(action=RESPEC, container_id=state.id, labels={}))
+        return RESPEC
+    return RESYNC
 
 
 async def remove(body: kopf.Body, memo: AgentContext, **_: Any) -> None:
     """delete (finalizer): the container goes before the object does."""
+    ref = ref_of(body)
     try:
-        removed = await memo.workloads.remove_all(ref_of(body))
+        async with memo.lock_for(ref.uid):  # a daemon look in flight cannot recreate it after
+            removed = await memo.workloads.remove_all(ref)
     except DockerUnavailable as e:
         raise kopf.TemporaryError(str(e), delay=RETRY_DOCKER_SECONDS) from e
     if removed:
@@ -236,7 +252,7 @@ async def monitor(
             if body.metadata.get("deletionTimestamp"):
                 await stop  # going away: the finalizer handler removes the container
                 break
-            observation, wake_in = await _look(body, memo, ref, restarts)
+            observation, wake_in = await _look(body, memo, ref, restarts, stopped)
             event = await _next_event(queue, stop, wake_in)
             if event is not None:
                 if event.action == RESPEC:
@@ -247,46 +263,56 @@ async def monitor(
             if observation.restart_in is not None:
                 if await _restart(body, memo, observation):
                     restarts += 1
-            elif observation.phase == "Failed" and await _expire(body, memo, ref):
-                await stop  # deleted: kopf stops this daemon when the deletion arrives
-                break
+            elif observation.phase == "Failed":
+                if await _expire(body, memo, ref):
+                    await stop  # deleted: kopf stops this daemon when the deletion arrives
+                    break
+                await _next_event(queue, stop, RETRY_DOCKER_SECONDS)  # not in a tight loop
     finally:
         stop.cancel()
         memo.events.unsubscribe(ref.uid, queue)
-        memo.phases.pop(ref.uid, None)
+        if body.metadata.get("deletionTimestamp"):
+            memo.forget(ref.uid)
 
 
 async def _look(
-    body: kopf.Body, memo: AgentContext, ref: WorkloadRef, restarts: int
+    body: kopf.Body, memo: AgentContext, ref: WorkloadRef, restarts: int, stopped: Any
 ) -> tuple[Observation | None, float | None]:
     """Observe the container and report it; also say when to wake up without an event."""
     try:
         spec = WorkloadSpec.model_validate(dict(body.spec))
     except ValidationError:
         return None, None  # the handler reports it; wait for a fixed spec
-    if not _admitted(body):
+    if not _admitted(body, memo, ref):
         return None, None
-    try:
-        state = await memo.workloads.current(ref)
-        if state is None and _lost_container(body):
-            # It ran, and now it is gone (removed behind our back): make it again.
-            state, _ = await memo.workloads.ensure(ref, spec)
-            memo.metrics.garbage_collected.labels(action="recreated").inc()
-            logger.warning("workload container vanished; recreated", extra={"object": label(body)})
-    except DockerError:
-        return None, None  # an events resync follows the engine's return
-    if state is None:
-        # Not created yet: the handler is about to, and its nudge brings the first real look.
-        # Reporting "no container" first would cost every new Workload one more status write.
-        memo.phases[ref.uid] = "Pending"
-        return None, None
-    observation = observe(state, spec, restarts)
-    memo.phases[ref.uid] = observation.phase
-    await write_runtime(body, memo, observation, restarts=restarts)
+    async with memo.lock_for(ref.uid):
+        if stopped or body.metadata.get("deletionTimestamp"):
+            return None, None
+        try:
+            state = await memo.workloads.current(ref)
+            if state is None and _lost_container(body):
+                # It ran, and now it is gone (removed behind our back): make it again.
+                state, _ = await memo.workloads.ensure(ref, spec)
+                memo.metrics.garbage_collected.labels(action="recreated").inc()
+                logger.warning(
+                    "workload container vanished; recreated", extra={"object": label(body)}
+                )
+        except DockerError as e:
+            failed = Observation("Pending", False, e.code, str(e), None, None)
+            await write_runtime(body, memo, failed, restarts=restarts)
+            return None, RETRY_DOCKER_SECONDS
+        if state is None:
+            # Not created yet: the handler is about to, and its nudge brings the first real
+            # look. Reporting "no container" first would cost every new Workload one more write.
+            memo.phases[ref.uid] = "Pending"
+            return None, None
+        observation = observe(state, spec, restarts)
+        memo.phases[ref.uid] = observation.phase
+        await write_runtime(body, memo, observation, restarts=restarts)
     if observation.restart_in is not None:
         return observation, observation.restart_in
     if observation.phase == "Failed" and spec.ttlSecondsAfterFailed is not None:
-        finished = _finished_at(state.finished_at if state is not None else None)
+        finished = _finished_at(state.finished_at)
         return observation, max(0.0, finished + spec.ttlSecondsAfterFailed - time.time())
     return observation, None
 
@@ -333,7 +359,10 @@ async def _expire(body: kopf.Body, memo: AgentContext, ref: WorkloadRef) -> bool
     return True
 
 
-def _admitted(body: kopf.Body) -> bool:
+def _admitted(body: kopf.Body, memo: AgentContext, ref: WorkloadRef) -> bool:
+    verdict = memo.verdicts.get(ref.uid)
+    if verdict is not None:
+        return verdict
     for condition in (body.get("status") or {}).get("conditions") or []:
         if condition.get("type") == ADMITTED:
             return bool(condition.get("status") == "True")

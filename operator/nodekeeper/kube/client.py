@@ -54,6 +54,10 @@ def api_client(configuration: kubernetes.client.Configuration) -> kubernetes.cli
 
 
 def credentials(configuration: kubernetes.client.Configuration) -> Credentials:
+    """The credentials now; a rotating token (service account, exec plugin) is refreshed first."""
+    refresh = getattr(configuration, "refresh_api_key_hook", None)
+    if refresh is not None:
+        refresh(configuration)
     header = configuration.get_api_key_with_prefix(
         "BearerToken"
     ) or configuration.get_api_key_with_prefix("authorization")

@@ -74,7 +74,8 @@ def translate(error: Exception) -> KubeError:
     if isinstance(error, ApiException):
         status = int(error.status or 0)
         message, reason = _status_message(error.body, fallback=str(error.reason))
-        if status >= 500 or status == 0:
+        # 429 (API Priority and Fairness throttling) and 408 pass: retry, never give up on them.
+        if status >= 500 or status in (0, 408, 429):
             return KubeUnavailable(f"API server answered {status}: {message}")
         cls = _BY_STATUS.get(status, KubeRejected)
         return cls(message, status=status, reason=reason)

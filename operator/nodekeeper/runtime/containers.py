@@ -75,6 +75,16 @@ def _state(attrs: Mapping[str, Any]) -> ContainerState:
     )
 
 
+def _sortable(created: str) -> str:
+    """Docker's Created with its fraction padded to 9 digits, so text order is time order.
+
+    Docker trims trailing zeros ("...:00.1Z" vs "...:00.123Z"), which breaks plain text order.
+    """
+    stamp = created.rstrip("Z")
+    whole, _, fraction = stamp.partition(".")
+    return f"{whole}.{fraction:0<9}"
+
+
 class Containers:
     """The node's Docker engine, as nodekeeper uses it."""
 
@@ -170,7 +180,7 @@ class Containers:
                 except docker.errors.NotFound:
                     continue  # removed between the listing and the inspection
             # Newest first, so callers that want "the" container take the first.
-            return sorted(states, key=lambda state: state.created, reverse=True)
+            return sorted(states, key=lambda state: _sortable(state.created), reverse=True)
 
         return await asyncio.to_thread(calling, "listing containers", listing)
 

@@ -9,6 +9,7 @@ so subscribers re-inspect their containers instead, which corrects any drift.
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -95,8 +96,8 @@ class ContainerEvents:
         loop = asyncio.get_running_loop()
         failures = 0
         while True:
-            try:
-                stream = await asyncio.to_thread(
+            connecting = asyncio.ensure_future(
+                asyncio.to_thread(
                     calling,
                     "following Docker events",
                     lambda: self._client.api.events(
@@ -104,6 +105,13 @@ class ContainerEvents:
                         filters={"type": "container", "label": f"{MANAGED_LABEL}=true"},
                     ),
                 )
+            )
+            try:
+                stream = await asyncio.shield(connecting)
+            except asyncio.CancelledError:
+                # Cancelled while connecting: close the stream if it still arrives.
+                connecting.add_done_callback(_close_arriving)
+                raise
             except DockerError as e:
                 delay = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
                 failures += 1
@@ -121,7 +129,7 @@ class ContainerEvents:
                 await asyncio.to_thread(self._pump, stream, loop)
             finally:
                 self.connected.clear()
-                stream.close()
+                _close(stream)
             failures += 1  # the stream ended: the engine went away
 
     def _pump(self, stream: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -130,3 +138,20 @@ class ContainerEvents:
                 loop.call_soon_threadsafe(self._dispatch, raw)
         except Exception as e:  # the stream breaks in many ways when dockerd stops
             logger.debug("Docker events stream ended", extra={"error": repr(e)})
+
+
+def _close(stream: Any) -> None:
+    """Close an events stream, also when the engine already broke it.
+
+    docker-py's close() does nothing once urllib3 marks the response closed (the engine went
+    away), which leaves the socket open; closing the response releases it.
+    """
+    with contextlib.suppress(Exception):
+        stream.close()
+    with contextlib.suppress(Exception):
+        stream._response.close()
+
+
+def _close_arriving(connecting: asyncio.Future[Any]) -> None:
+    if not connecting.cancelled() and connecting.exception() is None:
+        _close(connecting.result())

@@ -1,0 +1,83 @@
+"""Pressure as Prometheus metrics: PSI, the Node conditions and the agent's own memory.
+
+A custom collector that reads fresh at scrape time (no stale series, no bookkeeping), registered
+into the agent's one registry by the wiring.
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from nodekeeper.pressure.psi import PsiSample
+from nodekeeper.pressure.selfprotect import SelfMemory
+from nodekeeper.pressure.thresholds import ConditionState
+
+CONDITION_STATUSES = ("True", "False", "Unknown")
+
+
+class PressureCollector(Collector):
+    """PSI, the Node conditions and the agent's own memory, read fresh at scrape time."""
+
+    def __init__(
+        self,
+        *,
+        psi: Callable[[], Mapping[Any, PsiSample | None]],
+        conditions: Callable[[], Iterable[ConditionState]],
+        self_memory: Callable[[], SelfMemory],
+    ) -> None:
+        self._psi = psi
+        self._conditions = conditions
+        self._self_memory = self_memory
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        averages = GaugeMetricFamily(
+            "nodekeeper_node_psi_ratio",
+            "PSI running averages of the node as ratios (0-1).",
+            labels=["resource", "line", "window"],
+        )
+        stalls = CounterMetricFamily(
+            "nodekeeper_node_psi_stall_seconds",
+            "Total time tasks stalled on the resource (PSI total).",
+            labels=["resource", "line"],
+        )
+        for resource, sample in sorted(self._psi().items()):
+            if sample is None:
+                continue
+            lines = [("some", sample.some)] + ([("full", sample.full)] if sample.full else [])
+            for name, line in lines:
+                for window in ("avg10", "avg60", "avg300"):
+                    averages.add_metric([resource, name, window], getattr(line, window))
+                stalls.add_metric([resource, name], line.total_seconds)
+        yield averages
+        yield stalls
+
+        conditions = GaugeMetricFamily(
+            "nodekeeper_node_condition",
+            "The agent's Node conditions: 1 for the current status, 0 for the others.",
+            labels=["condition", "status"],
+        )
+        for state in self._conditions():
+            for status in CONDITION_STATUSES:
+                conditions.add_metric([state.type, status], 1.0 if state.status == status else 0.0)
+        yield conditions
+
+        memory = self._self_memory()
+        used = GaugeMetricFamily("nodekeeper_agent_memory_bytes", "The agent's own memory use.")
+        used.add_metric([], memory.used_bytes)
+        yield used
+        limit = GaugeMetricFamily(
+            "nodekeeper_agent_memory_limit_bytes",
+            "The agent's memory limit (its cgroup's, else the memory_limit_bytes setting); "
+            "absent when there is none.",
+        )
+        if memory.limit_bytes is not None:
+            limit.add_metric([], memory.limit_bytes)
+        yield limit
+        level = GaugeMetricFamily(
+            "nodekeeper_agent_memory_level",
+            "Self-protection level: 0 normal, 1 warn (70 %), 2 slow (85 %), 3 critical (90 %).",
+        )
+        level.add_metric([], int(memory.level))
+        yield level
