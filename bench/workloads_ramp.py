@@ -83,6 +83,10 @@ def main() -> int:
             "127.0.0.1",
             "--http-port",
             "18081",
+            # The ramp itself is real CPU pressure on 2 cores; the default gate would hold new
+            # Workloads back until it passes, as designed. Measured here: the agent, not the gate.
+            *("--admission-cpu-ratio", "1", "--pressure-enter-ratio", "0.95"),
+            *("--pressure-exit-ratio", "0.9"),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -132,6 +136,8 @@ def main() -> int:
             )
             if ready == args.count:
                 break
+            if time.monotonic() - started > 300:
+                raise SystemExit(f"only {ready} of {args.count} Ready after 300 s")
             time.sleep(0.5)
         all_ready = time.monotonic()
         after_ramp = requests_on_workloads()
