@@ -21,6 +21,7 @@ from nodekeeper.backups.metrics import rebuild as rebuild_backup_metrics
 from nodekeeper.backups.services import BackupServices
 from nodekeeper.config import Settings
 from nodekeeper.handlers import garbage, operator
+from nodekeeper.handlers.backupruns import STATUS_FIELDS as BACKUPRUN_FIELDS
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.node_pressure import NodePressure
 from nodekeeper.handlers.selfwatch import SelfWatch
@@ -59,18 +60,6 @@ RUNTIME_FIELD_MANAGER = "nodekeeper-runtime"
 
 WORKLOAD_ADMISSION_FIELDS = ("observedGeneration", "errorCode", "message")
 WORKLOAD_RUNTIME_FIELDS = ("phase", "containerID", "restarts", "lastExitCode", "nextRetryAt")
-BACKUPRUN_FIELDS = (
-    "observedGeneration",
-    "phase",
-    "startTime",
-    "completionTime",
-    "durationSeconds",
-    "exitCode",
-    "snapshotId",
-    "summary",
-    "errorMessage",
-    "log",
-)
 
 
 @dataclasses.dataclass

@@ -66,12 +66,6 @@ STATUS_FIELDS = (
 )
 
 
-def services_of(memo: AgentContext) -> BackupServices | None:
-    """The backup services, once the wiring provides them (AgentContext.backups)."""
-    found = memo.backups
-    return found if isinstance(found, BackupServices) else None
-
-
 def label(body: kopf.Body) -> str:
     return f"{body.metadata.namespace}/{body.metadata.name}"
 
@@ -104,7 +98,7 @@ def is_executed(body: kopf.Body, memo: AgentContext, **_: Any) -> bool:
     without the backup services never block a deletion.
     """
     executed = bool((body.get("spec") or {}).get("image"))
-    return executed and is_own(body, memo) and services_of(memo) is not None
+    return executed and is_own(body, memo) and memo.backups is not None
 
 
 def _all_fields(body: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
@@ -158,12 +152,12 @@ async def accept(body: kopf.Body, memo: AgentContext, **_: Any) -> None:
             {"observedGeneration": generation, "phase": "Failed", "errorMessage": message},
             [ConditionChange(COMPLETED, "True", INVALID_SPEC, message)],
         )
-        services = services_of(memo)
+        services = memo.backups
         if services is not None:
             await _label(services, body, "Failed")
         return
 
-    services = services_of(memo)
+    services = memo.backups
     if services is None:  # not wired to execute: validation only
         await _write(
             body,
@@ -255,7 +249,7 @@ async def execute(
     body: kopf.Body, memo: AgentContext, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
     """One per executed run: start or follow its task to the end, exactly once."""
-    services = services_of(memo)
+    services = memo.backups
     if services is None:
         return
     try:
@@ -407,7 +401,7 @@ async def _quietly_remove(services: BackupServices, ref: TaskRef) -> None:
 
 async def remove(body: kopf.Body, memo: AgentContext, **_: Any) -> None:
     """delete: a task still running goes with its run (its ConfigMaps go by owner reference)."""
-    services = services_of(memo)
+    services = memo.backups
     if services is None:
         return
     try:

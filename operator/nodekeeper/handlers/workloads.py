@@ -128,68 +128,57 @@ async def reconcile(body: kopf.Body, memo: AgentContext, reason: str, **_: Any) 
         memo.events.notify(uid, ContainerEvent(action=nudge, container_id="", labels={}))
 
 
+async def _refuse(
+    body: kopf.Body, memo: AgentContext, *, code: str, message: str, phase: str
+) -> bool:
+    """Record a refusal: Admitted=False with ``code``, and the runtime side in ``phase``.
+
+    Returns True when the admission status changed (a refusal worth logging).
+    """
+    memo.verdicts[str(body.metadata.uid)] = False
+    memo.metrics.handler_errors.labels(kind=KIND, code=code).inc()
+    changed = await write_admission(
+        body,
+        memo,
+        admitted=False,
+        reason=code,
+        message=message,
+        error_code=code,
+        error_message=message,
+    )
+    refused = Observation(phase, False, code, message, None, None)
+    await write_runtime(body, memo, refused, restarts=0)
+    return changed
+
+
 async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> str:
     """Returns the nudge for the daemon: RESPEC when a new container replaced the old one."""
     uid = str(body.metadata.uid)
     try:
         spec = WorkloadSpec.model_validate(dict(body.spec))
     except ValidationError as e:
-        memo.verdicts[uid] = False
         message = explain(e)
-        memo.metrics.handler_errors.labels(kind=KIND, code=codes.INVALID_SPEC).inc()
-        refused = await write_admission(
-            body,
-            memo,
-            admitted=False,
-            reason=codes.INVALID_SPEC,
-            message=message,
-            error_code=codes.INVALID_SPEC,
-            error_message=message,
+        refused = await _refuse(
+            body, memo, code=codes.INVALID_SPEC, message=message, phase="Failed"
         )
-        failed = Observation("Failed", False, codes.INVALID_SPEC, message, None, None)
-        await write_runtime(body, memo, failed, restarts=0)
         if refused:
             logger.warning("workload refused", extra={"object": label(body), "error": message})
         return RESYNC
 
     ref = ref_of(body)
     if not memo.image_policy.allowed(ref.namespace, spec.image):
-        memo.verdicts[uid] = False
         message = (
             f"image {spec.image!r} is not allowed in namespace {ref.namespace} on this node "
             f"(allowed: {memo.image_policy.describe(ref.namespace)}); use an allowed image"
         )
-        memo.metrics.handler_errors.labels(kind=KIND, code=codes.IMAGE_NOT_ALLOWED).inc()
-        await write_admission(
-            body,
-            memo,
-            admitted=False,
-            reason=codes.IMAGE_NOT_ALLOWED,
-            message=message,
-            error_code=codes.IMAGE_NOT_ALLOWED,
-            error_message=message,
-        )
-        verdict = Observation("Failed", False, codes.IMAGE_NOT_ALLOWED, message, None, None)
-        await write_runtime(body, memo, verdict, restarts=0)
+        await _refuse(body, memo, code=codes.IMAGE_NOT_ALLOWED, message=message, phase="Failed")
         await memo.workloads.remove_all(ref)  # a container of an earlier, allowed spec goes too
         return RESYNC
 
     if memo.admission is not None and await _needs_new_container(memo, ref):
         refusal = memo.admission.check()
         if refusal is not None:
-            memo.verdicts[uid] = False
-            memo.metrics.handler_errors.labels(kind=KIND, code=refusal.code).inc()
-            await write_admission(
-                body,
-                memo,
-                admitted=False,
-                reason=refusal.code,
-                message=refusal.message,
-                error_code=refusal.code,
-                error_message=refusal.message,
-            )
-            waiting = Observation("Pending", False, refusal.code, refusal.message, None, None)
-            await write_runtime(body, memo, waiting, restarts=0)
+            await _refuse(body, memo, code=refusal.code, message=refusal.message, phase="Pending")
             raise kopf.TemporaryError(refusal.message, delay=RETRY_PRESSURE_SECONDS)
 
     memo.verdicts[uid] = True
