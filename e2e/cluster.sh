@@ -326,6 +326,9 @@ cmd_up() {
     teardown
     mkdir -p "$RUN"
   fi
+  # Pid files of components that died without `down` (a killed session, a reboot) would read as
+  # "exited while waiting" below: nothing of ours runs now, so none of them is current.
+  rm -f "$RUN"/*.pid
 
   check_ports
   trap 'ERR_LINE=$LINENO' ERR
