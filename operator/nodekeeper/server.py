@@ -5,7 +5,7 @@ operator connected and watching), with the reason in the body otherwise.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,8 +19,15 @@ ReadinessCheck = Callable[[], str | None]  # None when ready, else why not
 
 class HttpServer:
     def __init__(
-        self, *, host: str, port: int, metrics: Metrics, readiness: ReadinessCheck
+        self,
+        *,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        readiness: ReadinessCheck,
+        routes: Sequence[web.RouteDef] = (),  # more endpoints, e.g. /api/v1/logs
     ) -> None:
+        self._routes = routes
         self._host = host
         self._port = port
         self._metrics = metrics
@@ -33,6 +40,7 @@ class HttpServer:
         app.router.add_get("/metrics", self._serve_metrics)
         app.router.add_get("/healthz", self._serve_health)
         app.router.add_get("/readyz", self._serve_ready)
+        app.add_routes(self._routes)
         return app
 
     async def start(self) -> None:
