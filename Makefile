@@ -5,13 +5,15 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help venv lint format crds unit component integration e2e cluster cluster-down kind-e2e test docker run clean
+.PHONY: help venv lint format crds chart chart-schema image unit component integration e2e cluster cluster-down kind-e2e test docker run clean
 
 help:
 	@echo "make run          local control plane + agent for this node (see README)"
 	@echo "make test         everything CI runs: lint, unit, component, integration, e2e"
 	@echo "make lint         ruff, mypy --strict, import-linter layer contracts"
-	@echo "make crds         regenerate crds/ from operator/nodekeeper/api/"
+	@echo "make crds         regenerate crds/ from operator/nodekeeper/api/ (and the chart's copy)"
+	@echo "make chart        helm lint and rendering tests of charts/nodekeeper"
+	@echo "make image        the agent image nodekeeper:dev (images/, no registry needed)"
 	@echo "make unit | component | integration | e2e    one test layer"
 	@echo "make cluster | cluster-down               the local control plane (e2e/cluster.sh)"
 
@@ -35,6 +37,15 @@ format: venv
 
 crds: venv
 	$(BIN)/nodekeeper crds --out crds
+	rm -f charts/nodekeeper/crds/*.yaml
+	cp crds/*.yaml charts/nodekeeper/crds/
+
+# The chart's values.schema.json takes the agent's settings from config.py.
+chart-schema: venv
+	$(PY) scripts/chart-schema.py
+
+chart: venv
+	$(PYTEST) tests/chart
 
 unit: venv
 	$(PYTEST) tests/unit
@@ -65,7 +76,7 @@ kind-e2e: venv docker
 	kind export kubeconfig --name nodekeeper-e2e --kubeconfig $(CURDIR)/.kind-kubeconfig
 	KUBECONFIG=$(CURDIR)/.kind-kubeconfig E2E_NODE=nodekeeper-e2e-control-plane $(PYTEST) e2e/tests
 
-test: lint unit component integration e2e
+test: lint unit chart component integration e2e
 
 run: venv
 	scripts/run-local.sh

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     http_port: int = Field(
         default=8080, ge=0, le=65535, description="Port of that server (0: any)."
     )
+    api_auth: Literal["kubernetes", "none"] = Field(
+        default="kubernetes",
+        description="Who may call /api/: kubernetes (a bearer token allowed get on nodekeeper.io "
+        "nodes/logs for this node, by TokenReview and SubjectAccessReview); none (offline use).",
+    )
+    api_auth_allowed_ttl_seconds: float = Field(
+        default=120.0, ge=0, description="How long an allowed token's decision is reused."
+    )
+    api_auth_denied_ttl_seconds: float = Field(
+        default=10.0, ge=0, description="How long a refused token's decision is reused."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Least severe log level written."
     )
