@@ -230,6 +230,7 @@ class TestRbac:
             ("nodekeeper.io", "backupruns/status", "patch"),
             ("nodekeeper.io", "backupruns/finalizers", "update"),
             ("", "configmaps", "list"),
+            ("", "configmaps", "create"),
             ("", "configmaps", "patch"),
             ("", "configmaps", "delete"),
             ("", "nodes/status", "get"),
