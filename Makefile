@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help venv lint format crds chart chart-schema image unit component integration e2e cluster cluster-down kind-e2e test docker run clean
+.PHONY: help venv lint format crds chart chart-schema image unit component integration e2e cluster cluster-down kind-e2e test docker run clean rules dashboards observability
 
 help:
 	@echo "make run          local control plane + agent for this node (see README)"
@@ -15,6 +15,9 @@ help:
 	@echo "make chart        helm lint and rendering tests of charts/nodekeeper"
 	@echo "make image        the agent image nodekeeper:dev (images/, no registry needed)"
 	@echo "make unit | component | integration | e2e    one test layer"
+	@echo "make rules        promtool check + unit tests of the chart's alert rules"
+	@echo "make dashboards   regenerate charts/nodekeeper/dashboards/ from observability/"
+	@echo "make observability  the rules, dashboards and PromQL unit tests"
 	@echo "make cluster | cluster-down               the local control plane (e2e/cluster.sh)"
 
 venv: $(VENV)/.installed
@@ -26,14 +29,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check operator tests e2e bench
-	$(BIN)/ruff format --check operator tests e2e bench
+	$(BIN)/ruff check operator tests e2e bench observability
+	$(BIN)/ruff format --check operator tests e2e bench observability
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: venv
-	$(BIN)/ruff format operator tests e2e bench
-	$(BIN)/ruff check --fix operator tests e2e bench
+	$(BIN)/ruff format operator tests e2e bench observability
+	$(BIN)/ruff check --fix operator tests e2e bench observability
 
 crds: venv
 	$(BIN)/nodekeeper crds --out crds
@@ -49,6 +52,18 @@ chart: venv
 
 unit: venv
 	$(PYTEST) tests/unit
+
+# The chart's alerts, dashboards and every PromQL expression in them (promtool from Debian's
+# prometheus package). observability/ is build tooling: linted with ruff, not under mypy --strict.
+rules: venv
+	promtool check rules charts/nodekeeper/rules/nodekeeper.rules.yaml
+	$(PYTEST) tests/observability/test_rules.py
+
+dashboards: venv
+	$(PY) -m observability.dashboards
+
+observability: venv
+	$(PYTEST) tests/observability
 
 component: venv docker
 	$(PYTEST) tests/component
@@ -76,7 +91,7 @@ kind-e2e: venv docker
 	kind export kubeconfig --name nodekeeper-e2e --kubeconfig $(CURDIR)/.kind-kubeconfig
 	KUBECONFIG=$(CURDIR)/.kind-kubeconfig E2E_NODE=nodekeeper-e2e-control-plane $(PYTEST) e2e/tests
 
-test: lint unit chart component integration e2e
+test: lint unit observability chart component integration e2e
 
 run: venv
 	scripts/run-local.sh
