@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import signal
+from collections.abc import Sequence
 
 import kopf
 
@@ -34,6 +35,13 @@ from nodekeeper.kube.nodes import NodeConditionWriter
 from nodekeeper.kube.objects import Objects
 from nodekeeper.kube.secrets import Secrets
 from nodekeeper.kube.status import Resource, StatusWriter
+from nodekeeper.logapi import LogApi
+from nodekeeper.logs.discovery import own_container_id
+from nodekeeper.logs.metrics import LogMetrics, LogStateCollector
+from nodekeeper.logs.pipeline import LogPipeline, PipelineLimits
+from nodekeeper.logs.readback import StoredLogs
+from nodekeeper.logs.rules import LogRules
+from nodekeeper.logs.store import LogStore
 from nodekeeper.metrics import Metrics
 from nodekeeper.nodeid import node_id
 from nodekeeper.pressure.admission import AdmissionGate, AdmissionLimits
@@ -43,11 +51,12 @@ from nodekeeper.pressure.psi import PsiReader
 from nodekeeper.pressure.recorder import FlightRecorder
 from nodekeeper.pressure.sampler import PressureSampler
 from nodekeeper.pressure.selfprotect import SelfProtection
-from nodekeeper.pressure.thresholds import PressureTracker, Threshold
+from nodekeeper.pressure.thresholds import PressureTracker, Threshold, Transition
 from nodekeeper.pressure.totals import TotalsReader
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.runtime.images import ImagePolicy
+from nodekeeper.runtime.logstream import ContainerLogs
 from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRunner
 from nodekeeper.server import HttpServer
 
@@ -60,6 +69,32 @@ RUNTIME_FIELD_MANAGER = "nodekeeper-runtime"
 
 WORKLOAD_ADMISSION_FIELDS = ("observedGeneration", "errorCode", "message")
 WORKLOAD_RUNTIME_FIELDS = ("phase", "containerID", "restarts", "lastExitCode", "nextRetryAt")
+
+
+LOG_STORE_FILE = "logs.db"
+
+
+def log_pipeline(settings: Settings, metrics: Metrics) -> tuple[LogPipeline, LogStore]:
+    """The log pipeline and its store, its metrics registered; the caller runs and closes them."""
+    store = LogStore(settings.state_dir / LOG_STORE_FILE, sync=settings.log_store_sync)
+    pipeline = LogPipeline(
+        root=settings.log_containers_dir,
+        store=store,
+        rules=LogRules(settings.log_include, settings.log_exclude, own_container_id()),
+        metrics=LogMetrics(metrics.registry),
+        limits=PipelineLimits(
+            max_line_bytes=settings.log_max_line_bytes,
+            read_chunk_bytes=settings.log_read_chunk_bytes,
+            queue_bytes=settings.log_queue_bytes,
+            poll_seconds=settings.log_poll_seconds,
+            retention_seconds=settings.log_retention_seconds,
+            retention_max_bytes=settings.log_store_max_bytes,
+            read_from_head=settings.log_read_from_head,
+            max_watches=settings.log_max_watches,
+        ),
+    )
+    metrics.registry.register(LogStateCollector(pipeline.state))
+    return pipeline, store
 
 
 @dataclasses.dataclass
@@ -88,13 +123,18 @@ async def run(settings: Settings) -> int:
     configuration = client.load(settings.kubeconfig)
     api = client.api_client(configuration)
     containers: Containers | None = None
+    store: LogStore | None = None
     background: list[asyncio.Task[None]] = []
     try:
         server_version = await version.check(api)
         phases: dict[str, str] = {}
         metrics = Metrics(workload_phases=lambda: phases)
+        pipeline, store = log_pipeline(settings, metrics)
+        background.append(asyncio.create_task(pipeline.run(), name="log pipeline"))
         containers = await asyncio.to_thread(Containers.connect, settings.docker_host)
         await containers.ping()
+        drain_timeout = settings.log_drain_timeout_seconds
+        containers.removal_gate = lambda container_id: pipeline.drain(container_id, drain_timeout)
         runs = BackupRuns(api)
         backups = BackupServices.build(
             containers=containers,
@@ -106,6 +146,12 @@ async def run(settings: Settings) -> int:
             log_cap_bytes=settings.backup_log_cap_bytes,
             succeeded_limit=settings.backup_succeeded_history_limit,
             failed_limit=settings.backup_failed_history_limit,
+            task_logs=StoredLogs(
+                pipeline,
+                store.path,
+                ContainerLogs(containers.client),
+                drain_timeout_seconds=drain_timeout,
+            ),
         )
         events = ContainerEvents(containers.client, key_label=LABEL_UID)
         # Started before kopf: kopf cancels every task created after it starts as its own.
@@ -217,6 +263,7 @@ async def run(settings: Settings) -> int:
             port=settings.http_port,
             metrics=metrics,
             readiness=readiness.problem,
+            routes=LogApi(store.path).routes(),
         )
         await server.start()
         logger.info(
@@ -300,6 +347,81 @@ async def run(settings: Settings) -> int:
         await asyncio.gather(*background, return_exceptions=True)
         if containers is not None:
             containers.close()
+        if store is not None:
+            store.close()
         api.close()  # type: ignore[no-untyped-call]
     logger.info("agent stopped", extra={"failed_tasks": failed} if failed else {})
+    return 1 if failed else 0
+
+
+async def run_offline(settings: Settings) -> int:
+    """The log pipeline, pressure sampling and metrics, without Kubernetes (plain Docker hosts).
+
+    Returns 0 after SIGTERM/SIGINT, 1 when a part died.
+    """
+    metrics = Metrics(workload_phases=dict)
+    metrics.agent_info.info(
+        {"version": __version__, "node": settings.node_name or "offline", "node_id": node_id()}
+    )
+    pipeline, store = log_pipeline(settings, metrics)
+    psi = PsiReader(settings.proc_root / "pressure")
+    threshold = Threshold(
+        enter_ratio=settings.pressure_enter_ratio,
+        exit_ratio=settings.pressure_exit_ratio,
+        sustain_seconds=settings.pressure_sustain_seconds,
+    )
+    tracker = PressureTracker({"cpu": threshold, "memory": threshold, "io": threshold})
+    protection = SelfProtection(
+        CgroupReader(root=settings.cgroup_root, proc=settings.proc_root),
+        fallback_limit_bytes=settings.memory_limit_bytes or None,
+    )
+    metrics.registry.register(
+        PressureCollector(psi=psi.read_all, conditions=tracker.states, self_memory=protection.read)
+    )
+    sampler = PressureSampler(psi, tracker, interval_seconds=settings.pressure_sample_seconds)
+
+    async def log_transitions(transitions: Sequence[Transition]) -> None:
+        for transition in transitions:
+            state = transition.current
+            logger.warning(
+                "node pressure changed",
+                extra={"condition": state.type, "status": state.status, "reason": state.reason},
+            )
+
+    server = HttpServer(
+        host=settings.http_host,
+        port=settings.http_port,
+        metrics=metrics,
+        readiness=lambda: None if pipeline.started.is_set() else "starting: the log pipeline",
+        routes=LogApi(store.path).routes(),
+    )
+    tasks = [
+        asyncio.create_task(pipeline.run(), name="log pipeline"),
+        asyncio.create_task(sampler.run(log_transitions), name="pressure sampler"),
+    ]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    failed = False
+    try:
+        await server.start()
+        logger.info("agent starting offline", extra={"version": __version__})
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = stopping not in done
+        if failed:
+            ended = next(task for task in tasks if task in done)
+            logger.error(
+                "agent task ended unexpectedly; stopping the agent",
+                extra={"task": ended.get_name(), "error": repr(ended.exception())},
+            )
+        stopping.cancel()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.stop()
+        store.close()
+    logger.info("agent stopped")
     return 1 if failed else 0

@@ -6,6 +6,7 @@ settings, 1 for a cluster that cannot be used), never with a traceback.
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import sys
 from collections.abc import Sequence
@@ -22,12 +23,15 @@ EXIT_CLUSTER = 1
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     for name, info in Settings.model_fields.items():
         default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+        # A switch (--offline) may stand alone; --offline false still works.
+        switch = {"nargs": "?", "const": "true"} if info.annotation is bool else {}
         parser.add_argument(
             flag_name(name),
             dest=name,
             default=None,
             metavar=name.upper(),
             help=f"{info.description} (env NODEKEEPER_{name.upper()}; default: {default!r})",
+            **switch,  # type: ignore[arg-type]
         )
 
 
@@ -105,6 +109,41 @@ def parser() -> argparse.ArgumentParser:
     ingest.add_argument("--result", type=Path, required=True, help="JSON file: spec.result")
     ingest.add_argument("--log-file", type=Path, help="the run's log (any size)")
 
+    logs = commands.add_parser(
+        "logs",
+        help="read the container logs the agent stored on this node",
+        description="Query the node's log store directly (the agent may be running). Times are "
+        "RFC 3339 or an age such as 15m, 2h, 7d. Lines come in the order they were stored, "
+        "which is Docker's order for each container.",
+    )
+    logs.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="the agent's state directory (default: NODEKEEPER_STATE_DIR or /var/lib/nodekeeper)",
+    )
+    logs.add_argument("-c", "--container", help="container id (a prefix will do) or name")
+    logs.add_argument("-w", "--workload", help="a Workload's name")
+    logs.add_argument("-n", "--namespace", help="the pod's or Workload's namespace")
+    logs.add_argument("--pod", help="a pod's name")
+    logs.add_argument("--stream", choices=["stdout", "stderr", "unknown"])
+    logs.add_argument("--since", help="from this time or age on")
+    logs.add_argument("--until", help="up to this time or age")
+    logs.add_argument("--contains", help="only lines containing this text")
+    logs.add_argument(
+        "--limit", default="1000", help="lines to print, at most 10000 (with -f: per page)"
+    )
+    logs.add_argument("--cursor", help="continue after this cursor (from a -o json page)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "raw", "json"],
+        default="text",
+        help="text: time, container, stream and line; raw: the lines only; json: a line per "
+        "record with its cursor",
+    )
+
     release = commands.add_parser(
         "release-node",
         help="remove nodekeeper's finalizers from a node that is gone for good",
@@ -128,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _release_node(args.node, args.kubeconfig)
     if args.command == "backups":
         return _backups(args)
+    if args.command == "logs":
+        return _logs(args)
     if args.command == "pressure":
         return _pressure(args.json, args.proc_root, args.cgroup_root, args.docker_root)
     return _run(vars(args))
@@ -207,6 +248,64 @@ def _backups(args: argparse.Namespace) -> int:
     return 0
 
 
+def _logs(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from nodekeeper.app import LOG_STORE_FILE
+    from nodekeeper.logapi import line_json
+    from nodekeeper.logs.filters import FilterError, build_query
+    from nodekeeper.logs.query import run_query
+    from nodekeeper.logs.store import StoreError
+
+    state_dir = args.state_dir
+    if state_dir is None:
+        try:
+            state_dir = load({}).state_dir
+        except SettingsError as e:
+            print(f"nodekeeper: {e}", file=sys.stderr)
+            return EXIT_SETTINGS
+    path = state_dir / LOG_STORE_FILE
+    if not path.exists():
+        print(f"nodekeeper: no log store at {path}: pass --state-dir", file=sys.stderr)
+        return EXIT_SETTINGS
+    params = {
+        name: getattr(args, name)
+        for name in ("container", "workload", "namespace", "pod", "stream", "since", "until")
+    } | {"contains": args.contains, "limit": args.limit, "cursor": args.cursor}
+    try:
+        query = build_query(params, time.time_ns())
+    except FilterError as e:
+        print(f"nodekeeper: {e}", file=sys.stderr)
+        return EXIT_SETTINGS
+    out = sys.stdout
+    try:
+        while True:
+            page = run_query(path, query)
+            for line in page.lines:
+                if args.output == "json":
+                    out.write(json.dumps(line_json(line)) + "\n")
+                elif args.output == "raw":
+                    out.write(line.log if line.log.endswith("\n") else line.log + "\n")
+                else:
+                    text = line.log.rstrip("\n")
+                    out.write(f"{line.time} {line.container_name} {line.stream} {text}\n")
+            out.flush()
+            cursor = page.lines[-1].cursor if page.lines else query.cursor
+            if not args.follow:
+                if page.next_cursor is not None:
+                    print(f"(more lines: --cursor {page.next_cursor})", file=sys.stderr)
+                return 0
+            query = dataclasses.replace(query, cursor=cursor)
+            if page.next_cursor is None:
+                time.sleep(0.5)
+    except StoreError as e:
+        print(f"nodekeeper: {e}", file=sys.stderr)
+        return EXIT_CLUSTER
+    except (KeyboardInterrupt, BrokenPipeError):
+        return 0
+
+
 def _pressure(as_json: bool, proc: Path, cgroup_root: Path, docker_root: Path) -> int:
     import json
 
@@ -281,12 +380,15 @@ def _run(args: dict[str, Any]) -> int:
     overrides = {name: args.get(name) for name in Settings.model_fields}
     try:
         settings = load(overrides)
-        settings.require_node()
+        if not settings.offline:
+            settings.require_node()
     except SettingsError as e:
         print(f"nodekeeper: {e}", file=sys.stderr)
         return EXIT_SETTINGS
     jsonlog.configure(level=settings.log_level, fmt=settings.log_format)
     try:
+        if settings.offline:
+            return asyncio.run(app.run_offline(settings))
         return asyncio.run(app.run(settings))
     except KubeError as e:
         print(f"nodekeeper: {e}", file=sys.stderr)

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     )
     state_dir: Path = Field(
         default=Path("/var/lib/nodekeeper"),
-        description="The agent's own state: crash reports (and later the log store).",
+        description="The agent's own state: the log store (logs.db) and crash reports.",
     )
     docker_root: Path = Field(
         default=Path("/var/lib/docker"),
@@ -140,13 +140,75 @@ class Settings(BaseSettings):
     backup_failed_history_limit: int = Field(
         default=5, ge=0, description="Failed BackupRuns kept per namespace, policy and node."
     )
+    offline: bool = Field(
+        default=False,
+        description="Run without Kubernetes: the log pipeline, pressure sampling and metrics only.",
+    )
+    log_containers_dir: Path = Field(
+        default=Path("/var/lib/docker/containers"),
+        description="Where Docker keeps each container's config and json-file log.",
+    )
+    log_include: list[str] = Field(
+        default_factory=list,
+        description="Containers whose logs are kept, as JSON rules name=, image=, namespace= or "
+        'label:KEY= with shell patterns, e.g. ["namespace=prod-*"]; empty: all.',
+    )
+    log_exclude: list[str] = Field(
+        default_factory=list,
+        description="Containers whose logs are skipped (same rules; wins over include). The "
+        "agent's own container is always skipped.",
+    )
+    log_read_from_head: bool = Field(
+        default=True,
+        description="Read containers found at the first start from their first line (false: "
+        "from the end). Containers born later are always read from the first line.",
+    )
+    log_max_line_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Longest stored line; longer ones are cut, flagged and counted.",
+    )
+    log_read_chunk_bytes: int = Field(
+        default=256 * 1024, ge=4096, description="Bytes read and parsed at a time per file."
+    )
+    log_queue_bytes: int = Field(
+        default=32 * 2**20,
+        ge=2**20,
+        description="Read bytes waiting for the store; past it readers pause (never drop).",
+    )
+    log_store_sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="normal: each batch survives a crash of the agent; full: also of the "
+        "machine (an fsync per batch).",
+    )
+    log_retention_seconds: float = Field(
+        default=7 * 86400.0, gt=0, description="Stored lines older than this are deleted."
+    )
+    log_store_max_bytes: int = Field(
+        default=2 * 2**30,
+        ge=2**20,
+        description="Largest log store; the oldest lines go first past it.",
+    )
+    log_max_watches: int = Field(
+        default=8192,
+        ge=1,
+        description="inotify watches the agent uses at most; past it containers are polled.",
+    )
+    log_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often every log is checked besides inotify."
+    )
+    log_drain_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest wait for a container's last log line before it is removed anyway.",
+    )
     shutdown_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Deadline for a clean stop after SIGTERM."
     )
 
-    @field_validator("image_policy", mode="before")
+    @field_validator("image_policy", "log_include", "log_exclude", mode="before")
     @classmethod
-    def _policy_from_json(cls, value: object) -> object:
+    def _from_json(cls, value: object) -> object:
         if isinstance(value, str):
             return json.loads(value)  # a ValueError becomes a one-line SettingsError
         return value

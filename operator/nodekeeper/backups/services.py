@@ -8,7 +8,7 @@ from nodekeeper.backups.history import DEFAULT_FAILED_LIMIT, DEFAULT_SUCCEEDED_L
 from nodekeeper.backups.logchunks import DEFAULT_CAP_BYTES
 from nodekeeper.backups.metrics import BackupMetrics
 from nodekeeper.backups.runlogs import RunLogs
-from nodekeeper.backups.tasks import TaskRunner
+from nodekeeper.backups.tasks import TaskLogs, TaskRunner
 from nodekeeper.kube.backupruns import BackupRuns
 from nodekeeper.kube.configmaps import ConfigMaps
 from nodekeeper.kube.secrets import Secrets
@@ -38,10 +38,14 @@ class BackupServices:
         succeeded_limit: int = DEFAULT_SUCCEEDED_LIMIT,
         failed_limit: int = DEFAULT_FAILED_LIMIT,
         poll_seconds: float = 1.0,
+        task_logs: TaskLogs | None = None,  # default: read back through Docker's API
     ) -> "BackupServices":
         return cls(
             tasks=TaskRunner(
-                containers, ContainerLogs(containers.client), secrets, poll_seconds=poll_seconds
+                containers,
+                task_logs or ContainerLogs(containers.client),
+                secrets,
+                poll_seconds=poll_seconds,
             ),
             logs=RunLogs(config_maps, cap_bytes=log_cap_bytes),
             runs=runs,

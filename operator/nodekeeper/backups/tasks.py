@@ -25,7 +25,6 @@ from nodekeeper.kube.errors import KubeRejected
 from nodekeeper.kube.secrets import SecretKeyMissing
 from nodekeeper.runtime.containers import Containers, ContainerSpec, ContainerState
 from nodekeeper.runtime.errors import ContainerCreateFailed, ContainerNotFound, ImageNotFound
-from nodekeeper.runtime.logstream import ContainerLogs
 from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE
 
 LABEL_UID = "nodekeeper.io/backuprun-uid"
@@ -94,11 +93,18 @@ def container_spec(ref: TaskRef, spec: BackupRunSpec, env: Mapping[str, str]) ->
     )
 
 
+class TaskLogs(Protocol):
+    """Where a finished task's whole log comes from: the log store (after the container is
+    drained), or Docker's API when the pipeline does not follow the container."""
+
+    async def read_bytes(self, container_id: str) -> bytes: ...
+
+
 class TaskRunner:
     def __init__(
         self,
         containers: Containers,
-        logs: ContainerLogs,
+        logs: TaskLogs,
         secrets: SecretReader,
         *,
         poll_seconds: float = POLL_SECONDS,
@@ -178,6 +184,8 @@ class TaskRunner:
             now = self._clock()
             if deadline is not None and now >= deadline:
                 outcome = outcomes.of_timeout(timeout_seconds or 0)
+                # Killed first, so its log is complete (and can be drained) before it is read.
+                await self._containers.stop(state.id)
                 return await self._ending(state, outcome, None, started, self._now())
             if stopping():
                 return None

@@ -8,7 +8,7 @@ half-way (created, then start refused) removes what it made: no half-made contai
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -19,6 +19,8 @@ from nodekeeper.runtime.errors import ContainerNotFound, DockerError, calling
 logger = logging.getLogger(__name__)
 
 MANAGED_LABEL = "nodekeeper.io/managed"
+
+RemovalGate = Callable[[str], Awaitable[object]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +92,9 @@ class Containers:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
+        # The removal handshake: awaited between stopping a container and removing it, so the
+        # log pipeline stores its last line before Docker deletes the log (see remove()).
+        self.removal_gate: RemovalGate | None = None
 
     @property
     def client(self) -> docker.DockerClient:
@@ -193,9 +198,26 @@ class Containers:
         )
         return await self.inspect(container_id)
 
+    async def stop(self, container_id: str) -> None:
+        """Kill a running container and return once it has exited (a stopped one: no-op)."""
+        await asyncio.to_thread(
+            calling,
+            f"stopping container {container_id}",
+            # timeout=0: SIGKILL at once; stop returns once the container has exited and Docker
+            # has written its last log line.
+            lambda: self._client.api.stop(container_id, timeout=0),
+        )
+
     async def remove(self, container_id: str) -> bool:
-        """Remove a container, stopping it first; False when it was already gone."""
+        """Remove a container, stopping it first; False when it was already gone.
+
+        With a removal gate, the container is killed, the gate is awaited (it returns once the
+        container's log is stored, or gives up after its own bounded wait), then it is removed.
+        """
         try:
+            if self.removal_gate is not None:
+                await self.stop(container_id)  # SIGKILL, as the forced remove did
+                await self.removal_gate(container_id)
             await asyncio.to_thread(
                 calling,
                 f"removing container {container_id}",

@@ -1,0 +1,489 @@
+"""The log pipeline: every container's json-file log, read once, stored once, in order.
+
+    watcher (inotify) --marks dirty--> reader --Batch--> bounded queue --> writer --> store
+         ticker (poll, refresh, retention)                                 |
+                                                          follower.committed(checkpoint)
+
+Four named tasks run in one TaskGroup; any of them failing stops the pipeline (and the agent's
+supervisor stops the agent). The reader parses on the event loop in bounded chunks and yields
+between them; the writer compresses and commits in a worker thread, so parsing and storing
+overlap. A batch and the checkpoint that produced it commit in one transaction, so a crash at any
+point loses nothing and duplicates nothing: reading resumes at the last committed checkpoint.
+
+Nothing is dropped to keep up: when the queue holds ``queue_bytes`` the reader waits; when the
+disk is full the writer retries (retention may free space) and the reader waits behind it. What
+Docker deletes before it could be read is counted in ``nodekeeper_log_lost_bytes_total``.
+
+The removal handshake: :meth:`LogPipeline.drain` returns once every byte a container wrote is
+stored, so its container may be removed (Docker deletes the log with it).
+"""
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from nodekeeper.logs.discovery import ContainerCatalog
+from nodekeeper.logs.follower import Follower
+from nodekeeper.logs.metrics import LogMetrics
+from nodekeeper.logs.parsing import JsonFileParser
+from nodekeeper.logs.records import Batch, Checkpoint, ContainerInfo
+from nodekeeper.logs.rules import LogRules
+from nodekeeper.logs.store import LogStore, StoreFullError
+from nodekeeper.logs.watcher import Watcher
+
+logger = logging.getLogger(__name__)
+
+MAX_WRITE_LINES = 50_000  # one transaction holds at most this many lines (bounded latency)
+STORE_SIZE_EVERY_SECONDS = 10.0
+FULL_RETRY_SECONDS = (1.0, 30.0)  # first and longest wait before retrying a full store
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineLimits:
+    max_line_bytes: int = 256 * 1024
+    read_chunk_bytes: int = 256 * 1024
+    queue_bytes: int = 32 * 2**20
+    poll_seconds: float = 1.0
+    retention_seconds: float = 7 * 86400.0
+    retention_max_bytes: int = 2 * 2**30
+    retention_interval_seconds: float = 60.0
+    read_from_head: bool = True
+    max_watches: int = 8192
+
+
+@dataclasses.dataclass
+class _Followed:
+    follower: Follower
+    parser: JsonFileParser
+    info: ContainerInfo
+    gone: bool = False  # its directory was deleted: drain, then close
+    seen: dict[str, int] = dataclasses.field(default_factory=dict)  # counters already exported
+
+
+class LogPipeline:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        store: LogStore,
+        rules: LogRules,
+        metrics: LogMetrics,
+        limits: PipelineLimits,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._root = root
+        self._store = store
+        self._rules = rules
+        self._metrics = metrics
+        self._limits = limits
+        self._clock = clock
+        self._catalog = ContainerCatalog(root)
+        self._watcher: Watcher | None = None
+        self._followed: dict[str, _Followed] = {}
+        self._undiscovered: set[str] = set()  # directories whose config is not written yet
+        self._dirty: dict[str, None] = {}  # ordered set: read round-robin
+        self._wake = asyncio.Event()
+        self._queue: collections.deque[Batch] = collections.deque()
+        self._queued = asyncio.Event()
+        self._space = asyncio.Event()
+        self._queued_bytes = 0
+        self._drains: dict[str, list[asyncio.Future[None]]] = {}
+        self._paused = False
+        self._store_bytes = 0
+        self._fallbacks_seen = 0
+        self.started = asyncio.Event()
+
+    # ------------------------------------------------------------------ running
+    async def run(self) -> None:
+        try:
+            await self._start()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._watch(), name="log watcher")
+                group.create_task(self._read(), name="log reader")
+                group.create_task(self._write(), name="log writer")
+                group.create_task(self._tick(), name="log ticker")
+        finally:
+            for followed in self._followed.values():
+                followed.follower.close()
+            self._followed.clear()
+            if self._watcher is not None:
+                self._watcher.close()
+            for waiters in self._drains.values():
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def _start(self) -> None:
+        self._watcher = Watcher(self._root, max_watches=self._limits.max_watches)
+        checkpoints = await asyncio.to_thread(self._store.checkpoints)
+        found = await asyncio.to_thread(self._catalog.scan)
+        for container_id, info in found.items():
+            self._consider(info, checkpoints.pop(container_id, None), born_now=False)
+        now = self._clock()
+        for container_id, checkpoint in checkpoints.items():
+            self._account_vanished(checkpoint)
+            await asyncio.to_thread(self._store.forget, container_id, now)
+        self._store_bytes = await asyncio.to_thread(self._store.size_bytes)
+        logger.info(
+            "log pipeline started",
+            extra={
+                "root": str(self._root),
+                "containers": len(self._followed),
+                "vanished": len(checkpoints),
+            },
+        )
+        self.started.set()
+
+    def _consider(
+        self, info: ContainerInfo, checkpoint: Checkpoint | None, *, born_now: bool
+    ) -> None:
+        """Follow a container when the rules say so; unfollowed ones are merely skipped."""
+        if info.id in self._followed:
+            return
+        if self._rules.source(info) != "file" or not self._rules.follows(info):
+            if self._watcher is not None:
+                self._watcher.remove(info.id)
+            return
+        if not info.log_path:
+            # dockerd names the json-file when the container first starts and rewrites its
+            # config then: the config event (or the ticker) brings it back here.
+            self._undiscovered.add(info.id)
+            if self._watcher is not None:
+                self._watcher.add(info.id)
+            return
+        self._undiscovered.discard(info.id)
+        parser = JsonFileParser(
+            self._limits.max_line_bytes, checkpoint.pending if checkpoint else None
+        )
+        try:
+            follower = Follower(
+                info,
+                parser,
+                checkpoint,
+                # A container born while we watch is read from its first line, always.
+                read_from_head=born_now or self._limits.read_from_head,
+                chunk_bytes=self._limits.read_chunk_bytes,
+                max_line_bytes=self._limits.max_line_bytes,
+            )
+        except OSError as e:
+            # Removed in between, or unreadable: the ticker tries again while it exists.
+            logger.warning(
+                "container log cannot be opened yet", extra={"container": info.id, "error": str(e)}
+            )
+            self._undiscovered.add(info.id)
+            return
+        self._followed[info.id] = _Followed(follower, parser, info)
+        self._account(self._followed[info.id])  # lost bytes found while resuming
+        assert self._watcher is not None
+        self._watcher.add(info.id)
+        self._mark(info.id)
+
+    def _account_vanished(self, checkpoint: Checkpoint) -> None:
+        """A followed container was removed while the agent was down."""
+        lost_bytes = 0
+        unknown = 0
+        for position in (checkpoint.position, *checkpoint.newer):
+            if position.final_size is None:
+                unknown += 1  # still live when last seen: its end was never known
+            else:
+                lost_bytes += max(0, position.final_size - position.offset)
+        self._metrics.lost_bytes.inc(lost_bytes)
+        self._metrics.lost_files.inc(max(0, unknown - 1))  # the live one may well be complete
+        logger.warning(
+            "container removed while the agent was down: its log ends where it was last read",
+            extra={"container": checkpoint.container_id, "lost_bytes": lost_bytes},
+        )
+
+    def _mark(self, container_id: str) -> None:
+        self._dirty[container_id] = None
+        self._wake.set()
+
+    # ------------------------------------------------------------------ watcher
+    async def _watch(self) -> None:
+        assert self._watcher is not None
+        async for changes in self._watcher:
+            for change in changes:
+                self._on_change(change.container_id, change.kind)
+
+    def _on_change(self, container_id: str | None, kind: str) -> None:
+        if container_id is None:
+            if kind == "new":  # the kernel's queue overflowed: events were lost, so look again
+                self._rescan()
+            else:
+                logger.error(
+                    "the Docker containers folder is gone", extra={"root": str(self._root)}
+                )
+            return
+        if kind in ("new", "config") and container_id not in self._followed:
+            self._discover(container_id)
+        elif kind == "gone":
+            self._undiscovered.discard(container_id)
+            followed = self._followed.get(container_id)
+            if followed is not None and not followed.gone:
+                followed.gone = True
+                followed.follower.seal()  # its files get no more bytes: finish the last line
+        if container_id in self._followed:
+            self._mark(container_id)
+
+    def _rescan(self) -> None:
+        for path in self._root.iterdir() if self._root.is_dir() else ():
+            if path.name not in self._followed:
+                self._discover(path.name)
+
+    def _discover(self, container_id: str) -> None:
+        assert self._watcher is not None
+        info = self._catalog.refresh(container_id)
+        if info is None:
+            # The directory exists before dockerd writes its config: watch it for that write.
+            if (self._root / container_id).is_dir():
+                self._undiscovered.add(container_id)
+                self._watcher.add(container_id)
+            return
+        self._undiscovered.discard(container_id)
+        self._consider(info, None, born_now=True)
+
+    # ------------------------------------------------------------------ reader
+    async def _read(self) -> None:
+        limit = self._limits.queue_bytes
+        chunk = self._limits.read_chunk_bytes
+        while True:
+            if not self._dirty:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            container_id = next(iter(self._dirty))
+            del self._dirty[container_id]
+            followed = self._followed.get(container_id)
+            if followed is None:
+                continue
+            if self._queued_bytes >= limit:
+                self._metrics.backpressure.inc()
+                while self._queued_bytes >= limit:
+                    self._space.clear()
+                    await self._space.wait()
+            follower = followed.follower
+            try:
+                follower.refresh()
+                batch = follower.read(chunk, self._clock())
+            except OSError as e:
+                # One container's unreadable file must not stop the others; the ticker retries.
+                logger.error(
+                    "reading a container log failed",
+                    extra={"container": container_id, "error": str(e)},
+                )
+                continue
+            self._account(followed)
+            if batch is None:
+                self._settle(container_id)
+            else:
+                self._queue.append(batch)
+                self._queued_bytes += batch.read_bytes
+                self._queued.set()
+                self._mark(container_id)  # there may be more; the next read says
+            await asyncio.sleep(0)  # parsing is CPU: let the loop breathe between chunks
+
+    def _account(self, followed: _Followed) -> None:
+        """Export what the parser and follower counted since the last look."""
+        parsing = followed.parser.counters
+        reading = followed.follower.counters
+        now = {
+            "malformed": parsing.malformed,
+            "partial_merges": parsing.partial_merges,
+            "truncated_lines": parsing.truncated,
+            "truncated_bytes": parsing.truncated_bytes,
+            "bytes": reading.bytes_read,
+            "rotations": reading.rotations,
+            "truncations": reading.truncations,
+            "lost_bytes": reading.lost_bytes,
+            "lost_files": reading.lost_files,
+        }
+        seen = followed.seen
+        for name, value in now.items():
+            delta = value - seen.get(name, 0)
+            if delta > 0:
+                getattr(self._metrics, name).inc(delta)
+                seen[name] = value
+
+    def _settle(self, container_id: str) -> None:
+        """Nothing more to read now: answer drains, and finish a removed container."""
+        followed = self._followed.get(container_id)
+        if followed is None or not followed.follower.drained():
+            return
+        for waiter in self._drains.pop(container_id, []):
+            if not waiter.done():
+                waiter.set_result(None)
+        if followed.gone:
+            followed.follower.close()
+            del self._followed[container_id]
+            assert self._watcher is not None
+            self._watcher.remove(container_id)
+            task = asyncio.create_task(
+                asyncio.to_thread(self._store.forget, container_id, self._clock()),
+                name=f"forget {container_id[:12]}",
+            )
+            task.add_done_callback(_log_failure)
+
+    # ------------------------------------------------------------------ writer
+    async def _write(self) -> None:
+        while True:
+            if not self._queue:
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            batches: list[Batch] = []
+            lines = 0
+            while self._queue and lines < MAX_WRITE_LINES:
+                batch = self._queue.popleft()
+                batches.append(batch)
+                lines += batch.lines
+            infos = {
+                batch.container_id: self._followed[batch.container_id].info
+                for batch in batches
+                if batch.container_id in self._followed
+            }
+            await self._store_durably(batches, list(infos.values()))
+            now = self._clock()
+            stored_lines = 0
+            for batch in batches:
+                stored_lines += batch.lines
+                if batch.first_ns:
+                    self._metrics.latency_seconds.observe(max(0, now - batch.first_ns) / 1e9)
+                followed = self._followed.get(batch.container_id)
+                if followed is not None:
+                    followed.follower.committed(batch.checkpoint)
+            self._metrics.lines.inc(stored_lines)
+            self._queued_bytes -= sum(batch.read_bytes for batch in batches)
+            self._space.set()
+            for container_id in {batch.container_id for batch in batches}:
+                self._settle(container_id)
+
+    async def _store_durably(self, batches: list[Batch], infos: list[ContainerInfo]) -> None:
+        delay, longest = FULL_RETRY_SECONDS
+        while True:
+            started = time.perf_counter()
+            try:
+                await asyncio.to_thread(self._store.write, batches, infos)
+            except StoreFullError as e:
+                self._metrics.store_full.inc()
+                if not self._paused:
+                    logger.error(
+                        "log store is full: reading paused until space is freed",
+                        extra={"error": str(e), "retry_seconds": delay},
+                    )
+                self._paused = True
+                await self._enforce_retention()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+                continue
+            self._metrics.store_write_seconds.observe(time.perf_counter() - started)
+            if self._paused:
+                logger.warning("log store writable again: reading resumed")
+                self._paused = False
+            return
+
+    # ------------------------------------------------------------------ ticker
+    async def _tick(self) -> None:
+        assert self._watcher is not None
+        last_retention = 0.0
+        last_size = time.monotonic()
+        while True:
+            await asyncio.sleep(self._limits.poll_seconds)
+            # A safety net under inotify, and the only source for polled containers: a refresh
+            # is a few stat calls per container.
+            for container_id in list(self._undiscovered):
+                self._discover(container_id)
+            for container_id in self._followed:
+                if not (self._root / container_id).is_dir():  # polled ones get no inotify
+                    self._on_change(container_id, "gone")
+                self._mark(container_id)
+            self._account_watcher()
+            now = time.monotonic()
+            if now - last_retention >= self._limits.retention_interval_seconds:
+                last_retention = now
+                await self._enforce_retention()
+            if now - last_size >= STORE_SIZE_EVERY_SECONDS:
+                last_size = now
+                self._store_bytes = await asyncio.to_thread(self._store.size_bytes)
+
+    def _account_watcher(self) -> None:
+        assert self._watcher is not None
+        delta = self._watcher.fallbacks - self._fallbacks_seen
+        if delta > 0:
+            self._metrics.watch_fallbacks.inc(delta)
+            self._fallbacks_seen = self._watcher.fallbacks
+
+    async def _enforce_retention(self) -> None:
+        try:
+            result = await asyncio.to_thread(
+                self._store.enforce_retention,
+                self._limits.retention_seconds,
+                self._limits.retention_max_bytes,
+                self._clock(),
+            )
+        except StoreFullError as e:
+            # Deleting needs a little space too; the next round (or freed space) succeeds.
+            logger.warning("log retention could not run: disk full", extra={"error": str(e)})
+            return
+        if result.bytes_deleted:
+            self._metrics.retention_deleted_bytes.inc(result.bytes_deleted)
+            logger.info(
+                "log retention deleted old lines",
+                extra={"blocks": result.blocks_deleted, "bytes": result.bytes_deleted},
+            )
+
+    # ------------------------------------------------------------------ handshake
+    async def drain(self, container_id: str, timeout_seconds: float) -> bool:
+        """Wait until every byte the (stopped) container wrote is stored.
+
+        True when drained or when the pipeline does not follow that container (excluded, or a
+        driver without a file); False after the timeout, which is counted: the caller removes
+        the container anyway, so a hung pipeline never blocks a deletion.
+        """
+        if container_id not in self._followed and self._watcher is not None:
+            self._discover(container_id)  # it may be younger than our last inotify turn
+        if container_id not in self._followed:
+            return True
+        # The caller stopped the container: its live file gets no more bytes.
+        self._followed[container_id].follower.seal()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._drains.setdefault(container_id, []).append(waiter)
+        self._mark(container_id)
+        try:
+            await asyncio.wait_for(waiter, timeout_seconds)
+            return True
+        except TimeoutError:
+            self._metrics.drain_timeouts.inc()
+            logger.warning(
+                "container log not drained in time; removing it anyway",
+                extra={"container": container_id, "timeout_seconds": timeout_seconds},
+            )
+            return False
+
+    def following(self, container_id: str) -> bool:
+        return container_id in self._followed
+
+    # ------------------------------------------------------------------ metrics
+    def state(self) -> dict[str, float]:
+        files = 0
+        lag = 0
+        for followed in self._followed.values():
+            files += followed.follower.open_files
+            lag += followed.follower.lag_bytes()
+        watcher = self._watcher
+        return {
+            "files_watched": files,
+            "containers_followed": len(self._followed),
+            "lag_bytes": lag,
+            "queue_bytes": self._queued_bytes,
+            "store_bytes": self._store_bytes,
+            "store_paused": 1.0 if self._paused else 0.0,
+            "polled_containers": len(watcher.polled()) if watcher is not None else 0,
+        }
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("log store update failed", extra={"error": repr(task.exception())})

@@ -1,0 +1,254 @@
+"""The whole pipeline in-process: real files, real inotify, real SQLite; Docker is mimicked by
+FakeDockerd writing json-file logs the way dockerd does, plus the two config files discovery
+reads."""
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from nodekeeper.logs.metrics import LogMetrics
+from nodekeeper.logs.pipeline import LogPipeline, PipelineLimits
+from nodekeeper.logs.query import MAX_LIMIT, LogQuery, run_query
+from nodekeeper.logs.records import Batch, ContainerInfo
+from nodekeeper.logs.rules import LogRules
+from nodekeeper.logs.store import LogStore, StoreFullError
+from tests.unit.logs.fakedockerd import FakeDockerd
+
+pytestmark = pytest.mark.timeout(60)
+
+# FakeDockerd writes with fixed old timestamps: retention by age must not take them.
+LIMITS = PipelineLimits(
+    poll_seconds=0.05, queue_bytes=2**20, read_chunk_bytes=64 * 1024, retention_seconds=1e10
+)
+
+
+def container(root: Path, number: int, name: str = "", **options: Any) -> FakeDockerd:
+    docker = FakeDockerd(root, f"{number:064x}", **options)
+    labels = {"app": name or f"c{number}"}
+    config = {
+        "ID": docker.id,
+        "Name": "/" + (name or f"c{number}"),
+        "Config": {"Image": "busybox", "Labels": labels},
+        "LogPath": str(docker.path),
+    }
+    log_config = {"max-file": str(docker.max_files)} if docker.max_files > 1 else {}
+    host = {"LogConfig": {"Type": "json-file", "Config": log_config}}
+    (docker.directory / "hostconfig.json").write_bytes(orjson.dumps(host))
+    (docker.directory / "config.v2.json").write_bytes(orjson.dumps(config))
+    return docker
+
+
+def stored(store_path: Path, container_id: str) -> list[str]:
+    lines: list[str] = []
+    cursor = None
+    while True:
+        page = run_query(
+            store_path, LogQuery(container=container_id, limit=MAX_LIMIT, cursor=cursor)
+        )
+        lines.extend(line.log.rstrip("\n") for line in page.lines)
+        if page.next_cursor is None:
+            return lines
+        cursor = page.next_cursor
+
+
+async def eventually(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
+    """A hang guard around a condition the pipeline reaches on its own."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.02)
+
+
+class Running:
+    def __init__(self, root: Path, state: Path, store: Any = None, **limits: Any) -> None:
+        self.registry = CollectorRegistry()
+        self.metrics = LogMetrics(self.registry)
+        self.path = state / "logs.db"
+        self.real_store = LogStore(self.path)
+        self.store = store(self.real_store) if store else self.real_store
+        fields = {**LIMITS.__dict__, **limits}
+        self.pipeline = LogPipeline(
+            root=root,
+            store=self.store,
+            rules=LogRules(exclude=["name=skipped*"]),
+            metrics=self.metrics,
+            limits=PipelineLimits(**fields),
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> "Running":
+        self.task = asyncio.create_task(self.pipeline.run())
+        await asyncio.wait_for(self.pipeline.started.wait(), 10)
+        return self
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+        self.real_store.close()
+
+    def value(self, name: str) -> float:
+        return self.registry.get_sample_value(name) or 0.0
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "containers"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+async def running(root: Path, tmp_path: Path) -> AsyncIterator[Running]:
+    agent = await Running(root, tmp_path / "state").start()
+    yield agent
+    await agent.stop()
+
+
+async def test_lines_written_before_and_after_start_are_stored_once_in_order(
+    root: Path, tmp_path: Path
+) -> None:
+    early = container(root, 1)
+    early.lines(500, "early")
+    agent = await Running(root, tmp_path / "state").start()
+    try:
+        early.lines(500, "later")
+        born = container(root, 2)  # found through inotify on the root, not a rescan
+        born.lines(300, "born")
+        await eventually(lambda: len(stored(agent.path, early.id)) == 1000, "early stored")
+        await eventually(lambda: len(stored(agent.path, born.id)) == 300, "born stored")
+        assert stored(agent.path, early.id) == early.written
+        assert stored(agent.path, born.id) == born.written
+        assert agent.value("nodekeeper_log_lines_total") == 1300
+    finally:
+        await agent.stop()
+
+
+async def test_rotation_while_running_loses_nothing(running: Running, root: Path) -> None:
+    docker = container(root, 3, max_size=20_000, max_files=3)
+    for _ in range(30):
+        docker.lines(100)
+        await asyncio.sleep(0)  # rotations happen between reads, and between refreshes
+    await eventually(lambda: len(stored(running.path, docker.id)) == 3000, "all stored")
+    assert stored(running.path, docker.id) == docker.written
+    assert running.value("nodekeeper_log_rotations_total") > 0
+    assert running.value("nodekeeper_log_lost_bytes_total") == 0
+
+
+async def test_a_restart_resumes_at_the_checkpoint_without_duplicates(
+    root: Path, tmp_path: Path
+) -> None:
+    docker = container(root, 4, max_size=30_000, max_files=5)
+    docker.lines(400, "first")
+    agent = await Running(root, tmp_path / "state").start()
+    await eventually(lambda: len(stored(agent.path, docker.id)) == 400, "first stored")
+    await agent.stop()
+    docker.lines(400, "while-down")  # rotates at least once while nobody reads
+    agent = await Running(root, tmp_path / "state").start()
+    try:
+        await eventually(lambda: len(stored(agent.path, docker.id)) == 800, "all stored")
+        assert stored(agent.path, docker.id) == docker.written
+    finally:
+        await agent.stop()
+
+
+async def test_a_removed_container_is_drained_then_forgotten(running: Running, root: Path) -> None:
+    docker = container(root, 5)
+    docker.lines(200)
+    await eventually(lambda: running.pipeline.following(docker.id), "followed")
+    docker.write_raw(docker.record("the last line, without its newline")[:-1])
+    docker.remove_container()
+    await eventually(lambda: not running.pipeline.following(docker.id), "forgotten")
+    lines = stored(running.path, docker.id)
+    assert lines[:200] == docker.written
+    assert len(lines) == 201  # the unterminated tail is kept (raw), not dropped
+    assert running.value("nodekeeper_log_malformed_lines_total") == 1
+    await eventually(lambda: docker.id not in running.real_store.checkpoints(), "no checkpoint")
+    assert running.pipeline.state()["files_watched"] == 0
+
+
+async def test_drain_answers_once_the_last_line_is_stored(running: Running, root: Path) -> None:
+    docker = container(root, 6)
+    docker.lines(1000)
+    assert await running.pipeline.drain(docker.id, 20)
+    assert stored(running.path, docker.id) == docker.written  # no waiting: drained means stored
+    assert await running.pipeline.drain("f" * 64, 1)  # not followed: nothing to wait for
+
+
+async def test_excluded_containers_are_not_stored(running: Running, root: Path) -> None:
+    skipped = container(root, 7, name="skipped-one")
+    kept = container(root, 8, name="kept")
+    skipped.lines(10)
+    kept.lines(10)
+    assert await running.pipeline.drain(kept.id, 20)
+    assert stored(running.path, kept.id) == kept.written
+    assert not running.pipeline.following(skipped.id)
+    assert stored(running.path, skipped.id) == []
+
+
+class GatedStore:
+    """The real store behind a gate: writes wait while it is shut, or fail as a full disk."""
+
+    def __init__(self, real: LogStore) -> None:
+        self.real = real
+        self.open = threading.Event()
+        self.full_for = 0  # this many writes fail with StoreFullError first
+
+    def write(self, batches: Sequence[Batch], containers: Sequence[ContainerInfo]) -> Any:
+        if self.full_for:
+            self.full_for -= 1
+            raise StoreFullError("database or disk is full")
+        if not self.open.wait(30):
+            raise AssertionError("the gate was never opened")
+        return self.real.write(batches, containers)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+async def test_a_stalled_store_pauses_readers_and_times_out_drains_but_loses_nothing(
+    root: Path, tmp_path: Path
+) -> None:
+    agent = await Running(root, tmp_path / "state", store=GatedStore).start()
+    gate = agent.store
+    try:
+        docker = container(root, 9)
+        for _ in range(30):
+            docker.lines(1000, "x" * 100)  # ~5 MiB: far past the 1 MiB queue
+        assert not await agent.pipeline.drain(docker.id, 0.5)
+        assert agent.value("nodekeeper_log_drain_timeouts_total") == 1
+        await eventually(lambda: agent.value("nodekeeper_log_backpressure_total") > 0, "paused")
+        assert agent.pipeline.state()["queue_bytes"] <= 2**20 + LIMITS.read_chunk_bytes * 2
+        gate.open.set()
+        assert await agent.pipeline.drain(docker.id, 30)
+        assert stored(agent.path, docker.id) == docker.written
+    finally:
+        gate.open.set()
+        await agent.stop()
+
+
+async def test_a_full_disk_pauses_then_resumes_without_loss(root: Path, tmp_path: Path) -> None:
+    agent = await Running(
+        root, tmp_path / "state", store=GatedStore, retention_interval_seconds=3600
+    ).start()
+    gate = agent.store
+    gate.open.set()
+    gate.full_for = 2
+    try:
+        docker = container(root, 10)
+        docker.lines(100)
+        await eventually(lambda: agent.value("nodekeeper_log_store_full_total") >= 1, "full")
+        assert agent.pipeline.state()["store_paused"] == 1
+        assert await agent.pipeline.drain(docker.id, 30)  # retried after 1 s, then 2 s
+        assert agent.pipeline.state()["store_paused"] == 0
+        assert stored(agent.path, docker.id) == docker.written
+    finally:
+        await agent.stop()
