@@ -1,0 +1,180 @@
+"""The /api/ guard against the real API server: TokenReview, then SubjectAccessReview.
+
+An aiohttp app with the agent's own middleware (server.api_guard) and reviewer
+(kube.access.AccessReviewer) in front of a dummy /api/v1/ping; callers are real service accounts
+with tokens from `kubectl create token`, and the permission is the chart's own log reader role.
+"""
+
+import asyncio
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from e2e.tests.conftest import CACHE, ROOT, Kubectl
+from nodekeeper.kube import client
+from nodekeeper.kube.access import AccessReviewer
+from nodekeeper.server import api_guard
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def callers(kubectl: Kubectl) -> Iterator[dict[str, str]]:
+    """A namespace with two service accounts (their tokens) and the chart's log reader role."""
+    suffix = uuid.uuid4().hex[:6]
+    namespace = f"e2e-logauth-{suffix}"
+    role = f"e2e-log-reader-{suffix}"
+    kubectl.run("create", "namespace", namespace)
+    try:
+        tokens = {}
+        for account in ("reader", "stranger"):
+            kubectl.run("create", "serviceaccount", account, "-n", namespace)
+            tokens[account] = kubectl.run(
+                "create", "token", account, "-n", namespace, "--duration=10m"
+            ).stdout.strip()
+        yield {"namespace": namespace, "role": role, **tokens}
+    finally:
+        kubectl.run("delete", "clusterrole", role, "--ignore-not-found", check=False)
+        for binding in (role, f"{role}-other-node"):
+            kubectl.run("delete", "clusterrolebinding", binding, "--ignore-not-found", check=False)
+        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def chart_log_reader_role(name: str) -> dict[str, Any]:
+    """The ClusterRole the chart renders for log readers, under a name of this test's own."""
+    rendered = subprocess.run(
+        [
+            str(CACHE / "bin" / "helm"),
+            "template",
+            "nodekeeper",
+            str(ROOT / "charts" / "nodekeeper"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for doc in yaml.safe_load_all(rendered):
+        if doc and doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("log-reader"):
+            doc["metadata"] = {"name": name}
+            return dict(doc)
+    raise AssertionError("the chart renders no log reader ClusterRole")
+
+
+@pytest.fixture
+async def api(
+    kubeconfig: str, node: str
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    configuration = client.load(Path(kubeconfig))
+    reviewer = AccessReviewer(
+        client.api_client(configuration),
+        node_name=node,
+        allowed_ttl_seconds=60,
+        denied_ttl_seconds=0,  # a grant made during the test counts at once
+    )
+
+    async def ping(_: web.Request) -> web.Response:
+        return web.json_response({"pong": True})
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    app = web.Application(middlewares=[api_guard(reviewer.review)])
+    app.router.add_get("/api/v1/ping", ping)
+    app.router.add_get("/healthz", health)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_no_token_is_unauthorized(api: TestClient[web.Request, web.Application]) -> None:
+    response = await api.get("/api/v1/ping")
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_bogus_token_is_unauthorized(
+    api: TestClient[web.Request, web.Application],
+) -> None:
+    response = await api.get("/api/v1/ping", headers=bearer("not-a-token"))
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    basic = await api.get("/api/v1/ping", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert basic.status == 401
+
+
+async def test_paths_outside_api_are_not_guarded(
+    api: TestClient[web.Request, web.Application],
+) -> None:
+    assert (await api.get("/healthz")).status == 200
+
+
+async def test_a_valid_token_without_permission_is_forbidden(
+    api: TestClient[web.Request, web.Application], callers: dict[str, str]
+) -> None:
+    response = await api.get("/api/v1/ping", headers=bearer(callers["stranger"]))
+    assert response.status == 403
+    body = await response.json()
+    assert body["reason"] == "Forbidden"
+    assert f"system:serviceaccount:{callers['namespace']}:stranger" in body["message"]
+    assert "nodes/logs" in body["message"]
+
+
+async def test_the_log_reader_role_lets_a_caller_in(
+    api: TestClient[web.Request, web.Application],
+    callers: dict[str, str],
+    kubectl: Kubectl,
+    node: str,
+) -> None:
+    role = callers["role"]
+    reader = f"{callers['namespace']}:reader"
+    kubectl.apply(chart_log_reader_role(role))
+    # Granted for another node only: still refused here (the review names this node).
+    other = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": f"{role}-other-node"},
+        "rules": [
+            {
+                "apiGroups": ["nodekeeper.io"],
+                "resources": ["nodes/logs"],
+                "resourceNames": [f"not-{node}"],
+                "verbs": ["get"],
+            }
+        ],
+    }
+    kubectl.apply(other)
+    kubectl.run(
+        "create",
+        "clusterrolebinding",
+        f"{role}-other-node",
+        f"--clusterrole={role}-other-node",
+        f"--serviceaccount={reader}",
+    )
+    await asyncio.sleep(1)  # let RBAC's informer see the binding; it would allow nothing anyway
+    refused = await api.get("/api/v1/ping", headers=bearer(callers["reader"]))
+    assert refused.status == 403
+
+    kubectl.run(
+        "create", "clusterrolebinding", role, f"--clusterrole={role}", f"--serviceaccount={reader}"
+    )
+    deadline = time.monotonic() + 20
+    status = 0
+    while time.monotonic() < deadline:  # the API server's RBAC cache catches up within moments
+        status = (await api.get("/api/v1/ping", headers=bearer(callers["reader"]))).status
+        if status == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert status == 200
+    response = await api.get("/api/v1/ping", headers=bearer(callers["reader"]))
+    assert await response.json() == {"pong": True}
