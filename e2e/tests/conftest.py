@@ -114,9 +114,18 @@ def free_port() -> int:
 class AgentProcess:
     """`nodekeeper run` for one node, as a process, with its log in a file."""
 
-    def __init__(self, *, node: str, kubeconfig: str, log: Path, extra: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        *,
+        node: str,
+        kubeconfig: str,
+        log: Path,
+        extra: tuple[str, ...] = (),
+        state_dir: Path | None = None,  # default: next to the log; pass one to keep it
+    ):
         self.port = free_port()
         self.log = log
+        self.state_dir = state_dir or log.parent / f"{log.stem}-state"
         self._file = log.open("w")
         self.process = subprocess.Popen(
             [
@@ -132,6 +141,9 @@ class AgentProcess:
                 "127.0.0.1",
                 "--http-port",
                 str(self.port),
+                # Each agent its own log store: several agents run on this one machine.
+                "--state-dir",
+                str(self.state_dir),
                 *extra,
             ],
             stdout=self._file,

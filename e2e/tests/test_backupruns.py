@@ -57,6 +57,7 @@ class BackupAgent:
             node=NODE,
             kubeconfig=self.kubeconfig,
             log=self.log_dir / f"backup-agent-{self.starts}.log",
+            state_dir=self.log_dir / "state",  # one log store across restarts, as on a node
             extra=(
                 *("--backup-succeeded-history-limit", str(SUCCEEDED_LIMIT)),
                 *("--backup-failed-history-limit", str(FAILED_LIMIT)),
