@@ -1,23 +1,28 @@
-"""Garbage collection of containers whose Workload is gone.
+"""Garbage collection of containers whose Workload or BackupRun is gone.
 
-A container labelled with a Workload uid that this node's Workloads no longer include is an
-orphan: its Workload was deleted while the agent was down, or its finalizer was released. The
-list of Workloads comes from the API server (field selector on this node), never from memory, so
-an agent that just started cannot mistake a Workload it has not seen yet for a deleted one.
-Containers younger than the grace period are left alone, so a container created between the two
-listings is never taken for an orphan.
+A container labelled with a Workload (or BackupRun) uid that this node's objects of that kind no
+longer include is an orphan: its object was deleted while the agent was down, or its finalizer
+was released. The objects are listed from the API server (field selector on this node), never
+taken from memory, so an agent that just started cannot mistake an object it has not seen yet
+for a deleted one. Containers younger than the grace period are left alone, so a container
+created between the two listings is never taken for an orphan.
 """
 
 import asyncio
 import datetime
 import logging
 
-from nodekeeper.api.workload import PLURAL
+from nodekeeper.api import backuprun, workload
+from nodekeeper.backups.tasks import LABEL_UID as BACKUPRUN_UID
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube.errors import KubeError
 from nodekeeper.runtime.containers import MANAGED_LABEL
 from nodekeeper.runtime.errors import DockerError
-from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
+from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE
+from nodekeeper.runtime.workloads import LABEL_UID as WORKLOAD_UID
+
+# Which label names the owner of a container nodekeeper made, and where such owners are listed.
+OWNERS = ((WORKLOAD_UID, workload.PLURAL), (BACKUPRUN_UID, backuprun.PLURAL))
 
 logger = logging.getLogger(__name__)
 
@@ -31,31 +36,34 @@ def _age_seconds(created: str, now: datetime.datetime) -> float:
 
 
 async def collect(context: AgentContext, *, grace_seconds: float) -> int:
-    """Remove orphaned Workload containers once; returns how many were removed."""
+    """Remove orphaned Workload and BackupRun containers once; returns how many were removed."""
     containers = await context.workloads.containers.find({MANAGED_LABEL: "true"})
-    candidates = [c for c in containers if c.labels.get(LABEL_UID)]
-    if not candidates:
-        return 0
-    live = {ref.uid for ref in await context.objects.list_on_node(PLURAL, context.node_name)}
     now = datetime.datetime.now(tz=datetime.UTC)
     removed = 0
-    for container in candidates:
-        if (
-            container.labels[LABEL_UID] in live
-            or _age_seconds(container.created, now) < grace_seconds
-        ):
+    for label, plural in OWNERS:
+        candidates = [c for c in containers if c.labels.get(label)]
+        if not candidates:
             continue
-        if await context.workloads.containers.remove(container.id):
-            removed += 1
-            context.metrics.garbage_collected.labels(action="orphan_removed").inc()
-            logger.info(
-                "orphaned container removed",
-                extra={
-                    "container": container.id[:12],
-                    "object": f"{container.labels.get(LABEL_NAMESPACE)}/"
-                    f"{container.labels.get(LABEL_NAME)}",
-                },
-            )
+        live = {ref.uid for ref in await context.objects.list_on_node(plural, context.node_name)}
+        for container in candidates:
+            if (
+                container.labels[label] in live
+                or _age_seconds(container.created, now) < grace_seconds
+            ):
+                continue
+            # Through the removal gate: the orphan's last log lines are stored first.
+            if await context.workloads.containers.remove(container.id):
+                removed += 1
+                context.metrics.garbage_collected.labels(action="orphan_removed").inc()
+                logger.info(
+                    "orphaned container removed",
+                    extra={
+                        "container": container.id[:12],
+                        "kind": plural,
+                        "object": f"{container.labels.get(LABEL_NAMESPACE)}/"
+                        f"{container.labels.get(LABEL_NAME)}",
+                    },
+                )
     return removed
 
 
