@@ -93,7 +93,9 @@ def expand(text: str, values: Mapping[str, str] = GRAFANA_VARIABLES) -> str:
             raise KeyError(f"no value for the Grafana variable ${name}")
         return values[name]
 
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]", value, text)
+    # A name starts with a letter or _: label_replace's "$1" is PromQL's, not Grafana's.
+    name = r"[A-Za-z_]\w*"
+    return re.sub(rf"\$\{{({name})(?::\w+)?\}}|\$({name})|\[\[({name})\]\]", value, text)
 
 
 def metric_names(text: str) -> set[str]:

@@ -50,7 +50,10 @@ def test_grafana_variables_are_expanded_and_an_unknown_one_is_an_error() -> None
         promql.expand('rate(x{node=~"$node"}[$__rate_interval]) + y{n="${node}"} [[node]]')
         == 'rate(x{node=~".*"}[5m]) + y{n=".*"} .*'
     )
-    with pytest.raises(KeyError):
+    assert promql.expand('label_replace(x, "a", "$1", "b", "(.*)")') == (
+        'label_replace(x, "a", "$1", "b", "(.*)")'
+    )
+    with pytest.raises(KeyError, match="cluster"):
         promql.expand("x[$cluster]")
 
 
