@@ -27,6 +27,7 @@ from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.node_pressure import NodePressure
 from nodekeeper.handlers.selfwatch import SelfWatch
 from nodekeeper.kube import client, version
+from nodekeeper.kube.access import AccessReviewer
 from nodekeeper.kube.backupruns import BackupRuns
 from nodekeeper.kube.configmaps import ConfigMaps
 from nodekeeper.kube.errors import KubeError
@@ -58,7 +59,7 @@ from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.runtime.images import ImagePolicy
 from nodekeeper.runtime.logstream import ContainerLogs
 from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRunner
-from nodekeeper.server import HttpServer
+from nodekeeper.server import HttpServer, api_guard
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +265,16 @@ async def run(settings: Settings) -> int:
             metrics=metrics,
             readiness=readiness.problem,
             routes=LogApi(store.path).routes(),
+            guard=api_guard(
+                AccessReviewer(
+                    api,
+                    node_name=settings.node_name,
+                    allowed_ttl_seconds=settings.api_auth_allowed_ttl_seconds,
+                    denied_ttl_seconds=settings.api_auth_denied_ttl_seconds,
+                ).review
+            )
+            if settings.api_auth == "kubernetes"
+            else None,
         )
         await server.start()
         logger.info(
@@ -388,12 +399,20 @@ async def run_offline(settings: Settings) -> int:
                 extra={"condition": state.type, "status": state.status, "reason": state.reason},
             )
 
+    # Offline there is no API server to vouch for callers: the log API is served only when the
+    # user said explicitly that it needs no authentication.
+    serve_logs = settings.api_auth == "none"
+    if not serve_logs:
+        logger.warning(
+            "the log API is off: offline it cannot check callers; pass --api-auth none to "
+            "serve it without authentication (nodekeeper logs --state-dir reads the store)"
+        )
     server = HttpServer(
         host=settings.http_host,
         port=settings.http_port,
         metrics=metrics,
         readiness=lambda: None if pipeline.started.is_set() else "starting: the log pipeline",
-        routes=LogApi(store.path).routes(),
+        routes=LogApi(store.path).routes() if serve_logs else (),
     )
     tasks = [
         asyncio.create_task(pipeline.run(), name="log pipeline"),
