@@ -50,6 +50,11 @@ chart-schema: venv
 chart: venv
 	$(PYTEST) tests/chart
 
+# The agent image nodekeeper:dev on a local Debian base (no registry), then its tests.
+image: venv docker
+	images/agent/build.sh nodekeeper:dev
+	$(PYTEST) tests/image
+
 unit: venv
 	$(PYTEST) tests/unit
 
@@ -91,7 +96,7 @@ kind-e2e: venv docker
 	kind export kubeconfig --name nodekeeper-e2e --kubeconfig $(CURDIR)/.kind-kubeconfig
 	KUBECONFIG=$(CURDIR)/.kind-kubeconfig E2E_NODE=nodekeeper-e2e-control-plane $(PYTEST) e2e/tests
 
-test: lint unit observability chart component integration e2e
+test: lint unit observability chart component integration image e2e
 
 run: venv
 	scripts/run-local.sh

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine runs on this machine and the local test images exist.
 #
-# Installs Debian's docker.io (and busybox-static for the test image) when absent, starts dockerd
-# in the background when it is not answering, and builds nodekeeper-test/busybox:latest with
-# `docker import` from a busybox rootfs (no image registry is reachable here). Idempotent.
+# Installs Debian's docker.io (busybox-static for the test image, debootstrap for the agent
+# image's base) when absent, starts dockerd in the background when it is not answering, and
+# builds nodekeeper-test/busybox:latest with `docker import` from a busybox rootfs (no image
+# registry is reachable here). Idempotent.
 # Logs: $NODEKEEPER_CACHE/dockerd.log.
 set -euo pipefail
 
@@ -25,6 +26,8 @@ apt_install() {
 
 command -v dockerd >/dev/null || apt_install docker.io
 [ -x /bin/busybox ] || apt_install busybox-static
+# The agent image's base is a Debian rootfs made here (images/base/build.sh): no registry.
+command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || apt_install debootstrap
 
 # Debian's package brings the 20.10 client in /usr/bin; a newer client elsewhere on PATH also works.
 if ! docker info >/dev/null 2>&1; then
