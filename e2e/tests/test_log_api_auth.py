@@ -42,9 +42,9 @@ def callers(kubectl: Kubectl) -> Iterator[dict[str, str]]:
             ).stdout.strip()
         yield {"namespace": namespace, "role": role, **tokens}
     finally:
-        kubectl.run("delete", "clusterrole", role, "--ignore-not-found", check=False)
-        for binding in (role, f"{role}-other-node"):
-            kubectl.run("delete", "clusterrolebinding", binding, "--ignore-not-found", check=False)
+        for name in (role, f"{role}-other-node"):
+            for kind in ("clusterrolebinding", "clusterrole"):
+                kubectl.run("delete", kind, name, "--ignore-not-found", check=False)
         kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
 
 
