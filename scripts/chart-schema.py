@@ -32,6 +32,7 @@ CHART_OWNED = frozenset(
         "state_dir",  # stateDir, mounted at /var/lib/nodekeeper
         "docker_host",  # docker.socketPath, mounted at /var/run/docker.sock
         "log_containers_dir",  # docker.containersPath, mounted at /var/lib/docker/containers
+        "docker_root",  # the same mount: its filesystem is Docker's
         "memory_limit_bytes",  # resources.limits.memory
         "api_auth",  # apiAuth
     }

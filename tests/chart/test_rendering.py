@@ -90,6 +90,13 @@ class TestAgentPod:
             assert not mount.get("readOnly", False), f"PSI file {name} is on a read-only mount"
         assert mounts(documents)[str(PSI)][1]["hostPath"]["path"] == "/proc/pressure"
 
+    def test_docker_disk_is_measured_on_the_node_s_docker_filesystem(self, render: Render) -> None:
+        documents = render("default.yaml")
+        variables = env(agent_container(documents))
+        assert variables["NODEKEEPER_DOCKER_ROOT"] == "/var/lib/docker/containers"
+        assert variables["NODEKEEPER_LOG_CONTAINERS_DIR"] == "/var/lib/docker/containers"
+        assert "/var/lib/docker/containers" in mounts(documents)
+
     def test_state_directory_is_a_host_folder_created_when_missing(self, render: Render) -> None:
         documents = render("default.yaml")
         mount, volume = mounts(documents)["/var/lib/nodekeeper"]
