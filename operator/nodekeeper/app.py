@@ -55,6 +55,7 @@ from nodekeeper.pressure.selfprotect import SelfProtection
 from nodekeeper.pressure.thresholds import PressureTracker, Threshold, Transition
 from nodekeeper.pressure.totals import TotalsReader
 from nodekeeper.runtime.containers import Containers
+from nodekeeper.runtime.errors import DockerError
 from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.runtime.images import ImagePolicy
 from nodekeeper.runtime.logstream import ContainerLogs
@@ -75,7 +76,9 @@ WORKLOAD_RUNTIME_FIELDS = ("phase", "containerID", "restarts", "lastExitCode", "
 LOG_STORE_FILE = "logs.db"
 
 
-def log_pipeline(settings: Settings, metrics: Metrics) -> tuple[LogPipeline, LogStore]:
+def log_pipeline(
+    settings: Settings, metrics: Metrics, api_source: ContainerLogs | None = None
+) -> tuple[LogPipeline, LogStore]:
     """The log pipeline and its store, its metrics registered; the caller runs and closes them."""
     store = LogStore(settings.state_dir / LOG_STORE_FILE, sync=settings.log_store_sync)
     pipeline = LogPipeline(
@@ -93,6 +96,7 @@ def log_pipeline(settings: Settings, metrics: Metrics) -> tuple[LogPipeline, Log
             read_from_head=settings.log_read_from_head,
             max_watches=settings.log_max_watches,
         ),
+        api_source=api_source,
     )
     metrics.registry.register(LogStateCollector(pipeline.state))
     return pipeline, store
@@ -130,10 +134,10 @@ async def run(settings: Settings) -> int:
         server_version = await version.check(api)
         phases: dict[str, str] = {}
         metrics = Metrics(workload_phases=lambda: phases)
-        pipeline, store = log_pipeline(settings, metrics)
-        background.append(asyncio.create_task(pipeline.run(), name="log pipeline"))
         containers = await asyncio.to_thread(Containers.connect, settings.docker_host)
         await containers.ping()
+        pipeline, store = log_pipeline(settings, metrics, ContainerLogs(containers.client))
+        background.append(asyncio.create_task(pipeline.run(), name="log pipeline"))
         drain_timeout = settings.log_drain_timeout_seconds
         containers.removal_gate = lambda container_id: pipeline.drain(container_id, drain_timeout)
         runs = BackupRuns(api)
@@ -374,7 +378,19 @@ async def run_offline(settings: Settings) -> int:
     metrics.agent_info.info(
         {"version": __version__, "node": settings.node_name or "offline", "node_id": node_id()}
     )
-    pipeline, store = log_pipeline(settings, metrics)
+    containers: Containers | None = None
+    try:
+        containers = await asyncio.to_thread(Containers.connect, settings.docker_host)
+        await containers.ping()
+    except DockerError as e:
+        # Files are still tailed; only drivers without a file (local, journald) need the API.
+        logger.warning(
+            "Docker API unavailable: logs of local/journald containers are not read",
+            extra={"error": str(e)},
+        )
+        containers = None
+    api_source = ContainerLogs(containers.client) if containers is not None else None
+    pipeline, store = log_pipeline(settings, metrics, api_source)
     psi = PsiReader(settings.proc_root / "pressure")
     threshold = Threshold(
         enter_ratio=settings.pressure_enter_ratio,
@@ -442,5 +458,7 @@ async def run_offline(settings: Settings) -> int:
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.stop()
         store.close()
+        if containers is not None:
+            containers.close()
     logger.info("agent stopped")
     return 1 if failed else 0

@@ -56,6 +56,7 @@ class RawConfigV2(TypedDict, total=False):
     Name: str
     Config: RawContainerConfig
     LogPath: str
+    State: dict[str, object]  # Running, Pid, ... (rewritten by dockerd on every change)
 
 
 class RawLogConfig(TypedDict, total=False):
@@ -114,6 +115,7 @@ def read_container(directory: Path) -> ContainerInfo | None:
         log_path=_rebase(log_path, directory),
         max_files=_max_files(options.get("max-file")),
         compress=options.get("compress", "") in _TRUE,
+        running=_mapping(raw.get("State")).get("Running") is True,
     )
 
 

@@ -93,6 +93,7 @@ class LogStateCollector(Collector):
 GAUGES = {
     "files_watched": "Log files the agent holds open (rotated ones until read to their end).",
     "containers_followed": "Containers whose logs the agent follows.",
+    "containers_unfollowed": "Containers the rules select whose log driver keeps nothing to read.",
     "lag_bytes": "Bytes written by Docker and not yet stored, over all followed files.",
     "queue_bytes": "Bytes read and waiting for the store (bounded by log_queue_bytes).",
     "store_bytes": "Size of the log store (used pages of the SQLite database).",

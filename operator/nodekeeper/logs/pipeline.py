@@ -33,6 +33,7 @@ from nodekeeper.logs.parsing import JsonFileParser
 from nodekeeper.logs.records import Batch, Checkpoint, ContainerInfo
 from nodekeeper.logs.rules import LogRules
 from nodekeeper.logs.store import LogStore, StoreFullError
+from nodekeeper.logs.streamed import PATH_PREFIX, LogSource, StreamedContainer
 from nodekeeper.logs.watcher import Watcher
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class LogPipeline:
         rules: LogRules,
         metrics: LogMetrics,
         limits: PipelineLimits,
+        api_source: LogSource | None = None,  # Docker's log stream, for drivers without a file
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._root = root
@@ -84,6 +86,11 @@ class LogPipeline:
         self._catalog = ContainerCatalog(root)
         self._watcher: Watcher | None = None
         self._followed: dict[str, _Followed] = {}
+        self._api_source = api_source
+        self._streamed: dict[str, StreamedContainer] = {}
+        self._stream_tasks: dict[str, asyncio.Task[None]] = {}
+        self._stream_resume: dict[str, Checkpoint] = {}  # stopped ones, for when they restart
+        self._unfollowed: dict[str, str] = {}  # container -> why its lines cannot be stored
         self._undiscovered: set[str] = set()  # directories whose config is not written yet
         self._dirty: dict[str, None] = {}  # ordered set: read round-robin
         self._wake = asyncio.Event()
@@ -110,6 +117,9 @@ class LogPipeline:
             for followed in self._followed.values():
                 followed.follower.close()
             self._followed.clear()
+            for task in self._stream_tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._stream_tasks.values(), return_exceptions=True)
             if self._watcher is not None:
                 self._watcher.close()
             for waiters in self._drains.values():
@@ -141,11 +151,14 @@ class LogPipeline:
         self, info: ContainerInfo, checkpoint: Checkpoint | None, *, born_now: bool
     ) -> None:
         """Follow a container when the rules say so; unfollowed ones are merely skipped."""
-        if info.id in self._followed:
+        if info.id in self._followed or info.id in self._streamed:
             return
-        if self._rules.source(info) != "file" or not self._rules.follows(info):
-            if self._watcher is not None:
-                self._watcher.remove(info.id)
+        source = self._rules.source(info)
+        if source != "file" or not self._rules.follows(info):
+            if self._watcher is not None and source != "api":
+                self._watcher.remove(info.id)  # an api one stays watched: its restarts matter
+            if self._rules.follows(info):
+                self._follow_stream(info, checkpoint, source)
             return
         if not info.log_path:
             # dockerd names the json-file when the container first starts and rewrites its
@@ -181,10 +194,66 @@ class LogPipeline:
         self._watcher.add(info.id)
         self._mark(info.id)
 
+    def _follow_stream(
+        self, info: ContainerInfo, checkpoint: Checkpoint | None, source: str
+    ) -> None:
+        """A driver without a json-file: Docker's API stream, or nothing at all (counted)."""
+        if source != "api" or self._api_source is None:
+            why = f"log driver {info.log_driver or 'none'} keeps no log the agent can read"
+            if source == "api":
+                why = f"log driver {info.log_driver} needs the Docker API, which is not connected"
+            if self._unfollowed.get(info.id) != why:
+                logger.warning("container log not stored", extra={"container": info.id, "why": why})
+            self._unfollowed[info.id] = why
+            return
+        if not info.running:
+            return  # a stopped container has nothing new; its restart brings a config event
+        self._unfollowed.pop(info.id, None)
+        streamed = StreamedContainer(
+            info,
+            self._api_source,
+            checkpoint or self._stream_resume.pop(info.id, None),
+            emit=self._enqueue,
+            max_line_bytes=self._limits.max_line_bytes,
+            clock=self._clock,
+        )
+        self._streamed[info.id] = streamed
+        if self._watcher is not None:
+            self._watcher.add(info.id)
+        task = asyncio.create_task(streamed.run(), name=f"log stream {info.id[:12]}")
+        self._stream_tasks[info.id] = task
+        task.add_done_callback(lambda done: self._stream_ended(info.id, done))
+
+    def _stream_ended(self, container_id: str, task: "asyncio.Task[None]") -> None:
+        self._stream_tasks.pop(container_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning(
+                "following a container log through the Docker API failed",
+                extra={"container": container_id, "error": str(task.exception())},
+            )
+        self._settle(container_id)
+
+    async def _enqueue(self, batch: Batch) -> None:
+        """Queue a batch, waiting while the queue is full (readers pause; nothing is dropped)."""
+        await self._enqueue_room()
+        self._queue.append(batch)
+        self._queued_bytes += batch.read_bytes
+        self._queued.set()
+
+    async def _enqueue_room(self) -> None:
+        limit = self._limits.queue_bytes
+        if self._queued_bytes >= limit:
+            self._metrics.backpressure.inc()
+            while self._queued_bytes >= limit:
+                self._space.clear()
+                await self._space.wait()
+
     def _account_vanished(self, checkpoint: Checkpoint) -> None:
         """A followed container was removed while the agent was down."""
         lost_bytes = 0
         unknown = 0
+        if checkpoint.position.path.startswith(PATH_PREFIX):
+            return  # read through the API: nothing is known about what it had left
         for position in (checkpoint.position, *checkpoint.newer):
             if position.final_size is None:
                 unknown += 1  # still live when last seen: its end was never known
@@ -217,10 +286,13 @@ class LogPipeline:
                     "the Docker containers folder is gone", extra={"root": str(self._root)}
                 )
             return
-        if kind in ("new", "config") and container_id not in self._followed:
+        if kind in ("new", "config") and not self.following(container_id):
             self._discover(container_id)
         elif kind == "gone":
             self._undiscovered.discard(container_id)
+            self._unfollowed.pop(container_id, None)
+            if self._stream_resume.pop(container_id, None) is not None:
+                self._forget(container_id)
             followed = self._followed.get(container_id)
             if followed is not None and not followed.gone:
                 followed.gone = True
@@ -230,7 +302,7 @@ class LogPipeline:
 
     def _rescan(self) -> None:
         for path in self._root.iterdir() if self._root.is_dir() else ():
-            if path.name not in self._followed:
+            if not self.following(path.name):
                 self._discover(path.name)
 
     def _discover(self, container_id: str) -> None:
@@ -260,10 +332,7 @@ class LogPipeline:
             if followed is None:
                 continue
             if self._queued_bytes >= limit:
-                self._metrics.backpressure.inc()
-                while self._queued_bytes >= limit:
-                    self._space.clear()
-                    await self._space.wait()
+                await self._enqueue_room()
             follower = followed.follower
             try:
                 follower.refresh()
@@ -279,9 +348,7 @@ class LogPipeline:
             if batch is None:
                 self._settle(container_id)
             else:
-                self._queue.append(batch)
-                self._queued_bytes += batch.read_bytes
-                self._queued.set()
+                await self._enqueue(batch)
                 self._mark(container_id)  # there may be more; the next read says
             await asyncio.sleep(0)  # parsing is CPU: let the loop breathe between chunks
 
@@ -309,22 +376,39 @@ class LogPipeline:
 
     def _settle(self, container_id: str) -> None:
         """Nothing more to read now: answer drains, and finish a removed container."""
+        streamed = self._streamed.get(container_id)
+        if streamed is not None:
+            if streamed.drained():
+                self._answer_drains(container_id)
+                del self._streamed[container_id]
+                if (self._root / container_id).is_dir():
+                    self._stream_resume[container_id] = streamed.checkpoint()
+                else:
+                    self._forget(container_id)
+            return
         followed = self._followed.get(container_id)
         if followed is None or not followed.follower.drained():
             return
-        for waiter in self._drains.pop(container_id, []):
-            if not waiter.done():
-                waiter.set_result(None)
+        self._answer_drains(container_id)
         if followed.gone:
             followed.follower.close()
             del self._followed[container_id]
-            assert self._watcher is not None
+            self._forget(container_id)
+
+    def _answer_drains(self, container_id: str) -> None:
+        for waiter in self._drains.pop(container_id, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _forget(self, container_id: str) -> None:
+        """The container is gone and its last line stored: drop its checkpoint and watch."""
+        if self._watcher is not None:
             self._watcher.remove(container_id)
-            task = asyncio.create_task(
-                asyncio.to_thread(self._store.forget, container_id, self._clock()),
-                name=f"forget {container_id[:12]}",
-            )
-            task.add_done_callback(_log_failure)
+        task = asyncio.create_task(
+            asyncio.to_thread(self._store.forget, container_id, self._clock()),
+            name=f"forget {container_id[:12]}",
+        )
+        task.add_done_callback(_log_failure)
 
     # ------------------------------------------------------------------ writer
     async def _write(self) -> None:
@@ -340,9 +424,9 @@ class LogPipeline:
                 batches.append(batch)
                 lines += batch.lines
             infos = {
-                batch.container_id: self._followed[batch.container_id].info
+                batch.container_id: info
                 for batch in batches
-                if batch.container_id in self._followed
+                if (info := self._info_of(batch.container_id)) is not None
             }
             await self._store_durably(batches, list(infos.values()))
             now = self._clock()
@@ -354,11 +438,21 @@ class LogPipeline:
                 followed = self._followed.get(batch.container_id)
                 if followed is not None:
                     followed.follower.committed(batch.checkpoint)
+                streamed = self._streamed.get(batch.container_id)
+                if streamed is not None:
+                    streamed.committed()
             self._metrics.lines.inc(stored_lines)
             self._queued_bytes -= sum(batch.read_bytes for batch in batches)
             self._space.set()
             for container_id in {batch.container_id for batch in batches}:
                 self._settle(container_id)
+
+    def _info_of(self, container_id: str) -> ContainerInfo | None:
+        followed = self._followed.get(container_id)
+        if followed is not None:
+            return followed.info
+        streamed = self._streamed.get(container_id)
+        return streamed.info if streamed is not None else None
 
     async def _store_durably(self, batches: list[Batch], infos: list[ContainerInfo]) -> None:
         delay, longest = FULL_RETRY_SECONDS
@@ -442,12 +536,13 @@ class LogPipeline:
         driver without a file); False after the timeout, which is counted: the caller removes
         the container anyway, so a hung pipeline never blocks a deletion.
         """
-        if container_id not in self._followed and self._watcher is not None:
+        if not self.following(container_id) and self._watcher is not None:
             self._discover(container_id)  # it may be younger than our last inotify turn
-        if container_id not in self._followed:
+        if not self.following(container_id):
             return True
-        # The caller stopped the container: its live file gets no more bytes.
-        self._followed[container_id].follower.seal()
+        if container_id in self._followed:
+            # The caller stopped the container: its live file gets no more bytes.
+            self._followed[container_id].follower.seal()
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._drains.setdefault(container_id, []).append(waiter)
         self._mark(container_id)
@@ -463,7 +558,7 @@ class LogPipeline:
             return False
 
     def following(self, container_id: str) -> bool:
-        return container_id in self._followed
+        return container_id in self._followed or container_id in self._streamed
 
     # ------------------------------------------------------------------ metrics
     def state(self) -> dict[str, float]:
@@ -475,7 +570,8 @@ class LogPipeline:
         watcher = self._watcher
         return {
             "files_watched": files,
-            "containers_followed": len(self._followed),
+            "containers_followed": len(self._followed) + len(self._streamed),
+            "containers_unfollowed": len(self._unfollowed),
             "lag_bytes": lag,
             "queue_bytes": self._queued_bytes,
             "store_bytes": self._store_bytes,

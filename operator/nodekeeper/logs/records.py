@@ -39,6 +39,7 @@ class ContainerInfo:
     log_path: str  # empty when the driver keeps no file
     max_files: int = 1  # json-file max-file (1: no rotation)
     compress: bool = False  # json-file compress=true: rotated files end in .gz
+    running: bool = True  # State.Running when the config was read (dockerd rewrites it on change)
 
     @property
     def namespace(self) -> str:

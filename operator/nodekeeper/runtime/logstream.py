@@ -10,15 +10,17 @@ newline; :func:`entries` recognises them by that size, so a long line is joined 
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import heapq
 import re
-from collections.abc import Iterator, Sequence
-from typing import Literal
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Literal
 
 import docker
 
-from nodekeeper.runtime.errors import calling
+from nodekeeper.runtime.errors import DockerError, calling, translate
 
 Stream = Literal["stdout", "stderr"]
 PARTIAL_BYTES = 16 * 1024
@@ -84,3 +86,69 @@ class ContainerLogs:
             return list(entries(bytes(raw), stream))
 
         return merge(one("stdout"), one("stderr"))
+
+    async def follow(
+        self, container_id: str, stream: Stream, since_seconds: float = 0.0
+    ) -> AsyncIterator[LogEntry]:
+        """One stream's entries from ``since_seconds`` (epoch) on, as they are written, until the
+        container stops. For drivers without a file to tail (``local``, ``journald``).
+
+        A thread reads the blocking stream and hands entries over through a bounded queue, so a
+        slow consumer slows the reading down instead of growing memory. Raises DockerError.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[LogEntry | BaseException | None] = asyncio.Queue(maxsize=FOLLOW_QUEUE)
+        stopping = threading.Event()
+        opened: list[Any] = []
+
+        def hand_over(item: LogEntry | BaseException | None) -> None:
+            if not stopping.is_set():
+                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+        def pump() -> None:
+            try:
+                frames = calling(
+                    f"following the {stream} log of container {container_id}",
+                    lambda: self._client.api.logs(
+                        container_id,
+                        stdout=stream == "stdout",
+                        stderr=stream == "stderr",
+                        stream=True,
+                        follow=True,
+                        timestamps=True,
+                        since=since_seconds if since_seconds > 0 else None,
+                    ),
+                )
+                opened.append(frames)
+                for frame in frames:  # one frame per entry: "<timestamp> <data>"
+                    if stopping.is_set():
+                        return
+                    for entry in entries(bytes(frame), stream):
+                        hand_over(entry)
+            except DockerError as e:
+                hand_over(e)
+            except Exception as e:  # the stream broke mid-way (dockerd restart, removal)
+                hand_over(translate(e, doing=f"following container {container_id}"))
+            finally:
+                hand_over(None)
+
+        thread = threading.Thread(target=pump, name=f"follow {container_id[:12]}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stopping.set()
+            with contextlib.suppress(Exception):
+                queue.get_nowait()  # unblock a hand-over waiting for room
+            for frames in opened:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(frames.close)
+
+
+FOLLOW_QUEUE = 1024  # entries in flight per followed stream
