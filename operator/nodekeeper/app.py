@@ -51,7 +51,7 @@ from nodekeeper.pressure.metrics import PressureCollector
 from nodekeeper.pressure.psi import PsiReader
 from nodekeeper.pressure.recorder import FlightRecorder
 from nodekeeper.pressure.sampler import PressureSampler
-from nodekeeper.pressure.selfprotect import SelfProtection
+from nodekeeper.pressure.selfprotect import ReadBudget, SelfProtection
 from nodekeeper.pressure.thresholds import PressureTracker, Threshold, Transition
 from nodekeeper.pressure.totals import TotalsReader
 from nodekeeper.runtime.containers import Containers
@@ -77,7 +77,10 @@ LOG_STORE_FILE = "logs.db"
 
 
 def log_pipeline(
-    settings: Settings, metrics: Metrics, api_source: ContainerLogs | None = None
+    settings: Settings,
+    metrics: Metrics,
+    api_source: ContainerLogs | None = None,
+    budget: ReadBudget | None = None,
 ) -> tuple[LogPipeline, LogStore]:
     """The log pipeline and its store, its metrics registered; the caller runs and closes them."""
     store = LogStore(settings.state_dir / LOG_STORE_FILE, sync=settings.log_store_sync)
@@ -97,9 +100,16 @@ def log_pipeline(
             max_watches=settings.log_max_watches,
         ),
         api_source=api_source,
+        read_size=(lambda: budget.size) if budget is not None else None,
     )
     metrics.registry.register(LogStateCollector(pipeline.state))
     return pipeline, store
+
+
+def log_read_budget(settings: Settings) -> ReadBudget:
+    """Bytes per log read: the setting when calm, down to 16 KiB at the critical memory level."""
+    chunk = settings.log_read_chunk_bytes
+    return ReadBudget(minimum=min(16 * 1024, chunk), maximum=chunk, step=max(chunk // 16, 1))
 
 
 @dataclasses.dataclass
@@ -136,7 +146,9 @@ async def run(settings: Settings) -> int:
         metrics = Metrics(workload_phases=lambda: phases)
         containers = await asyncio.to_thread(Containers.connect, settings.docker_host)
         await containers.ping()
-        pipeline, store = log_pipeline(settings, metrics, ContainerLogs(containers.client))
+        # Log reads shrink as the agent's memory nears its limit (self-protection).
+        budget = log_read_budget(settings)
+        pipeline, store = log_pipeline(settings, metrics, ContainerLogs(containers.client), budget)
         background.append(asyncio.create_task(pipeline.run(), name="log pipeline"))
         drain_timeout = settings.log_drain_timeout_seconds
         containers.removal_gate = lambda container_id: pipeline.drain(container_id, drain_timeout)
@@ -201,6 +213,7 @@ async def run(settings: Settings) -> int:
             recorder=FlightRecorder(),
             state_dir=settings.state_dir,
             pressure=lambda: {state.type: state.status for state in tracker.states()},
+            budgets=[budget],
         )
         background.append(asyncio.create_task(selfwatch.run(), name="self watch"))
         loop = asyncio.get_running_loop()

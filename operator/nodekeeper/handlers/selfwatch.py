@@ -1,20 +1,22 @@
 """The agent watching itself: its memory against its limit, and the flight recorder.
 
-Every ``interval`` it records a snapshot (memory, task count, pressure) in the flight recorder's
-ring buffer, and logs when its memory level changes (70 / 85 / 90 % of its limit). The ring
-buffer is written to a crash report in the state directory on SIGUSR1 and on an unhandled
-exception, so a report shows the minutes before a problem, not only its moment.
+Every ``interval`` it moves the log readers' budget with its memory level (smaller reads at
+85 %, the smallest at 90 %, growing back when calm), records a snapshot (memory, task count,
+pressure) in the flight recorder's ring buffer, and logs when its memory level changes (70 / 85
+/ 90 % of its limit). The ring buffer is written to a crash report in the state directory on
+SIGUSR1 and on an unhandled exception, so a report shows the minutes before a problem, not only
+its moment.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nodekeeper.pressure.recorder import FlightRecorder, Snapshot
-from nodekeeper.pressure.selfprotect import MemoryLevel, SelfProtection
+from nodekeeper.pressure.selfprotect import MemoryLevel, ReadBudget, SelfProtection
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,9 @@ class SelfWatch:
         state_dir: Path,
         pressure: Callable[[], Mapping[str, Any]],
         interval_seconds: float = 10.0,
+        budgets: Sequence[ReadBudget] = (),  # readers that slow down as memory runs short
     ) -> None:
+        self._budgets = budgets
         self.protection = protection
         self.recorder = recorder
         self._state_dir = state_dir
@@ -38,6 +42,8 @@ class SelfWatch:
 
     def sample(self) -> None:
         memory = self.protection.read()
+        for budget in self._budgets:
+            budget.follow(memory.level)
         self.recorder.record(
             Snapshot(
                 time=time.time(),

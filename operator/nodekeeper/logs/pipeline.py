@@ -75,8 +75,10 @@ class LogPipeline:
         metrics: LogMetrics,
         limits: PipelineLimits,
         api_source: LogSource | None = None,  # Docker's log stream, for drivers without a file
+        read_size: Callable[[], int] | None = None,  # bytes per read now (self-protection)
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
+        self._read_size = read_size or (lambda: limits.read_chunk_bytes)
         self._root = root
         self._store = store
         self._rules = rules
@@ -320,7 +322,6 @@ class LogPipeline:
     # ------------------------------------------------------------------ reader
     async def _read(self) -> None:
         limit = self._limits.queue_bytes
-        chunk = self._limits.read_chunk_bytes
         while True:
             if not self._dirty:
                 self._wake.clear()
@@ -336,7 +337,7 @@ class LogPipeline:
             follower = followed.follower
             try:
                 follower.refresh()
-                batch = follower.read(chunk, self._clock())
+                batch = follower.read(self._read_size(), self._clock())
             except OSError as e:
                 # One container's unreadable file must not stop the others; the ticker retries.
                 logger.error(
