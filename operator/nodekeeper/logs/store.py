@@ -225,12 +225,18 @@ class LogStore:
         blocks: list[tuple[str, int, int, int, int, int, bytes]] = []
         moved: dict[str, bytes] = {}
         lines = raw_total = stored_total = 0
+        now = self._clock()
         for batch in batches:
             if batch.records:
                 raw = b"\n".join(batch.records) + b"\n"
                 with self._compressing:
                     data = self._compressor.compress(raw)
                 first, last = sorted((batch.first_ns, batch.last_ns))
+                if not last:
+                    # Only records without a Docker time (malformed: stamped when read). Time 0
+                    # would put them before every time filter and let retention delete them
+                    # as decades old at its next run.
+                    first = last = now
                 blocks.append(
                     (batch.container_id, first, last, len(batch.records), len(raw), len(data), data)
                 )
@@ -238,7 +244,6 @@ class LogStore:
                 raw_total += len(raw)
                 stored_total += len(data)
             moved[batch.checkpoint.container_id] = encode_checkpoint(batch.checkpoint)
-        now = self._clock()
         doing = "writing logs to the store"
         with self._lock, translating(self.path, doing):
             changed = [info for info in containers if self._described.get(info.id) != info]

@@ -15,7 +15,7 @@ import pytest
 
 from nodekeeper.logs import store as store_module
 from nodekeeper.logs.query import LogQuery, run_query
-from nodekeeper.logs.records import NANOS, Checkpoint, FilePosition
+from nodekeeper.logs.records import NANOS, Checkpoint, FilePosition, Flag
 from nodekeeper.logs.store import (
     SCHEMA_VERSION,
     LogStore,
@@ -25,7 +25,7 @@ from nodekeeper.logs.store import (
     StoreVersionError,
 )
 
-from .storebuilders import T0, batch, container, noise, numbered
+from .storebuilders import T0, batch, container, noise, numbered, record
 
 
 @pytest.fixture
@@ -267,6 +267,19 @@ def test_retention_by_size_deletes_the_oldest_until_the_store_fits(path: Path) -
         assert isinstance(kept, int)
         assert max(gone) <= kept
     assert raw(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_lines_without_a_docker_time_are_kept_as_of_when_they_were_stored(path: Path) -> None:
+    # A malformed line (or a cut last line) has no Docker time: its batch says 0. Retention
+    # must not take that for 1970, nor a time filter skip it.
+    malformed = record("garbage\n", stream="unknown", nk=int(Flag.MALFORMED))
+    timeless = dataclasses.replace(batch("c1", [malformed], 7), first_ns=0, last_ns=0)
+    with LogStore(path, clock=lambda: T0) as store:
+        store.write([timeless], [])
+        assert store.enforce_retention(3600, 10**9, now_ns=T0 + NANOS).blocks_deleted == 0
+    assert raw(path, "SELECT first_ns, last_ns FROM blocks") == [(T0, T0)]
+    since = run_query(path, LogQuery(since_ns=T0 - NANOS))
+    assert [line.log for line in since.lines] == ["garbage\n"]
 
 
 def test_retention_with_nothing_to_delete_changes_nothing(path: Path) -> None:
