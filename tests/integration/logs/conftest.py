@@ -1,0 +1,356 @@
+"""The offline agent as a real process, real containers, and readers of what the agent stored.
+
+Every container a test starts is named ``nkrel-<run>-...`` and removed (``docker rm -f``) at
+teardown; the agent follows only containers with that prefix (``--log-include``), so other
+engineers' containers on the same engine neither slow it down nor appear in the results.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from nodekeeper.logs.query import MAX_LIMIT, LogQuery, run_query
+from nodekeeper.logs.records import Checkpoint, StoredLine
+from nodekeeper.logs.store import decode_checkpoint
+from tests.integration.conftest import TEST_IMAGE
+
+DOCKER_CONTAINERS = Path("/var/lib/docker/containers")
+LOG_STORE = "logs.db"
+RUN_PREFIX = f"nkrel-{uuid.uuid4().hex[:8]}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], bool], seconds: float, every: float = 0.1) -> None:
+    """Poll until `check()` holds: a hang guard, never a timing assertion."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {seconds} s")
+
+
+class AgentProcess:
+    """`nodekeeper run --offline` on its own port and state directory; killed and restarted at will.
+
+    Every start appends to the same log file, so a failure shows the whole history.
+    """
+
+    def __init__(self, state_dir: Path, *, extra: tuple[str, ...] = ()) -> None:
+        self.state_dir = state_dir
+        self.store = state_dir / LOG_STORE
+        self.log = state_dir / "agent.log"
+        self.extra = extra
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.starts += 1
+        with self.log.open("ab") as log:
+            log.write(f"--- start {self.starts}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    *("-m", "nodekeeper.cli", "run", "--offline"),
+                    *("--state-dir", str(self.state_dir)),
+                    *("--http-host", "127.0.0.1", "--http-port", str(self.port)),
+                    *("--log-poll-seconds", "0.2"),
+                    *("--log-include", f'["name={RUN_PREFIX}-*"]'),
+                    *self.extra,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.wait_ready()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def wait_ready(self, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"the agent exited: {self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the agent was not ready within {seconds} s: {self.log_tail()}")
+
+    def ready(self) -> bool:
+        with contextlib.suppress(requests.RequestException):
+            return requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).ok
+        return False
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when the kernel's OOM killer or a node crash hits."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def restart_after_kill(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    # --- what a user observes ---
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of /metrics by name (unlabelled series; the log ones have no labels)."""
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return {
+            sample.name: float(sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if not sample.labels
+        }
+
+    def metric(self, name: str) -> float:
+        values = self.metrics()
+        assert name in values, f"{name} is not in /metrics"
+        return values[name]
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc/PID/status")
+
+    def lines(self, container: str) -> list[StoredLine]:
+        return stored_lines(self.store, container)
+
+    def checkpoint(self, container_id: str) -> Checkpoint | None:
+        return stored_checkpoint(self.store, container_id)
+
+    def wait_drained(self, container: str, seconds: float = 120) -> list[StoredLine]:
+        """Poll until the stored count is stable across two looks and the agent lags 0 bytes."""
+        previous = -1
+        found: list[StoredLine] = []
+
+        def settled() -> bool:
+            nonlocal previous, found
+            found = self.lines(container)
+            stable = len(found) == previous and self.metric("nodekeeper_log_lag_bytes") == 0
+            previous = len(found)
+            return stable
+
+        wait_for(f"the agent to drain {container}", settled, seconds, every=0.5)
+        return found
+
+
+def stored_lines(store: Path, container: str) -> list[StoredLine]:
+    """Every stored line of one container (id prefix or name), paging with cursors."""
+    if not store.exists():
+        return []
+    found: list[StoredLine] = []
+    cursor: str | None = None
+    while True:
+        page = run_query(store, LogQuery(container=container, limit=MAX_LIMIT, cursor=cursor))
+        found.extend(page.lines)
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+def cli_lines(state_dir: Path, container: str) -> list[dict[str, object]]:
+    """Every stored line as `nodekeeper logs -o json` prints it, paging with --cursor."""
+    found: list[dict[str, object]] = []
+    cursor: list[str] = []
+    while True:
+        result = subprocess.run(
+            [
+                sys.executable,
+                *("-m", "nodekeeper.cli", "logs", "--state-dir", str(state_dir)),
+                *("-c", container, "-o", "json", "--limit", str(MAX_LIMIT), *cursor),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        found.extend(orjson.loads(line) for line in result.stdout.splitlines())
+        more = result.stderr.decode().strip()
+        if not more:
+            return found
+        assert more.startswith("(more lines: --cursor "), more
+        cursor = ["--cursor", more.removeprefix("(more lines: --cursor ").rstrip(")")]
+
+
+def stored_checkpoint(store: Path, container_id: str) -> Checkpoint | None:
+    """The committed checkpoint of a container, read as any reader would (read-only)."""
+    if not store.exists():
+        return None
+    db = sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute(
+            "SELECT data FROM checkpoints WHERE container_id = ?", (container_id,)
+        ).fetchone()
+    except sqlite3.OperationalError:  # the schema is not created yet
+        return None
+    finally:
+        db.close()
+    return None if row is None else decode_checkpoint(container_id, bytes(row[0]))
+
+
+@pytest.fixture
+def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    """Make (and start) agents; each is stopped at teardown, its log printed on failure."""
+    started: list[AgentProcess] = []
+
+    def make(*extra: str, state_dir: Path | None = None) -> AgentProcess:
+        directory = state_dir or tmp_path / f"state-{len(started)}"
+        directory.mkdir(parents=True, exist_ok=True)
+        agent = AgentProcess(directory, extra=extra)
+        started.append(agent)
+        agent.start()
+        return agent
+
+    yield make
+    for agent in started:
+        code = agent.stop()
+        print(f"agent log: {agent.log} (exit {code})")
+
+
+@pytest.fixture
+def agent(agent_factory: Callable[..., AgentProcess]) -> AgentProcess:
+    return agent_factory()
+
+
+class DockerCli:
+    """Containers made with the docker CLI (log options included), removed at teardown."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def name(self, label: str) -> str:
+        return f"{RUN_PREFIX}-{label}-{uuid.uuid4().hex[:6]}"
+
+    def run(self, label: str, script: str, *options: str) -> tuple[str, str]:
+        """Start `sh -c script` detached; its (name, id)."""
+        name = self.name(label)
+        self.names.append(name)
+        result = subprocess.run(
+            ["docker", "run", "-d", "--name", name, *options, TEST_IMAGE, "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, f"docker run failed: {result.stderr}"
+        return name, result.stdout.strip()
+
+    def wait(self, name: str, seconds: float = 120) -> int:
+        result = subprocess.run(
+            ["docker", "wait", name], capture_output=True, text=True, timeout=seconds, check=True
+        )
+        return int(result.stdout.strip())
+
+    def remove(self, name: str) -> None:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60, check=False)
+
+    def log_files(self, container_id: str) -> list[Path]:
+        return sorted((DOCKER_CONTAINERS / container_id).glob("*-json.log*"))
+
+    def live_log(self, container_id: str) -> Path:
+        return DOCKER_CONTAINERS / container_id / f"{container_id}-json.log"
+
+
+@pytest.fixture
+def docker() -> Iterator[DockerCli]:
+    cli = DockerCli()
+    yield cli
+    for name in cli.names:
+        cli.remove(name)
+
+
+def writer_script(*, tag: str, per_stream: int, batches: int, pause_us: int, pad: int = 0) -> str:
+    """A busybox awk that writes numbered lines to stdout and stderr in paced batches.
+
+    Each batch is `per_stream` lines on each stream, then a flush and a `usleep`, so the rate is
+    about 2 * per_stream lines per (pause + write time). Lines read ``<tag> out|err <n> <pad>``.
+    """
+    padding = "p" * pad
+    program = (
+        f"BEGIN{{n=0; for(b=0;b<{batches};b++){{for(i=0;i<{per_stream};i++){{n++;"
+        f' printf "{tag} out %d {padding}\\n", n;'
+        f' printf "{tag} err %d {padding}\\n", n > "/dev/stderr"}}'
+        f' fflush(); fflush("/dev/stderr"); system("usleep {pause_us}")}}}}'
+    )
+    return f"awk '{program}'"
+
+
+def numbers(lines: list[StoredLine], tag: str, stream: str) -> list[int]:
+    """The sequence numbers of one writer's stream, in stored order."""
+    label = "out" if stream == "stdout" else "err"
+    found: list[int] = []
+    for line in lines:
+        if line.stream != stream:
+            continue
+        parts = line.log.split()
+        assert parts[:2] == [tag, label], f"a foreign line on {stream}: {line.log!r}"
+        found.append(int(parts[2]))
+    return found
+
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "docker" / "containers"
+
+
+def fake_container(root: Path, container_id: str, name: str, max_file: int = 1) -> Path:
+    """A container directory as dockerd leaves it (from a checked-in fixture); its log's path.
+
+    The log file itself is the test's to write: the test plays dockerd.
+    """
+    template = FIXTURE / ("4b" * 32)
+    directory = root / container_id
+    directory.mkdir(parents=True)
+    log = directory / f"{container_id}-json.log"
+    config = orjson.loads((template / "config.v2.json").read_bytes())
+    config.update(ID=container_id, Name=f"/{name}", LogPath=str(log))
+    (directory / "config.v2.json").write_bytes(orjson.dumps(config))
+    host = orjson.loads((template / "hostconfig.json").read_bytes())
+    host["LogConfig"] = {"Type": "json-file", "Config": {"max-file": str(max_file)}}
+    (directory / "hostconfig.json").write_bytes(orjson.dumps(host))
+    return log
+
+
+def new_container_id() -> str:
+    return os.urandom(32).hex()
