@@ -44,7 +44,7 @@ class LogMetrics:
         )
         self.lost_files = counter(
             "lost_files",
-            "Rotated files Docker deleted while the agent was down whose size was never seen.",
+            "Files gone when the agent came back whose final size it never saw (bytes unknown).",
         )
         self.watch_fallbacks = counter(
             "watch_fallbacks", "Containers polled because no inotify watch was available."
