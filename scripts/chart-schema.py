@@ -35,6 +35,8 @@ CHART_OWNED = frozenset(
         "docker_root",  # the same mount: its filesystem is Docker's
         "memory_limit_bytes",  # resources.limits.memory
         "api_auth",  # apiAuth
+        "workloads_enabled",  # workloads.enabled
+        "backup_runs_enabled",  # backupRuns.enabled
     }
 )
 KEPT = ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "items")

@@ -1,5 +1,7 @@
 """Each agent gets only its node's objects from the API server, and writes to nothing else."""
 
+import time
+
 from e2e.tests.conftest import AgentProcess, Kubectl, workload
 
 
@@ -51,3 +53,35 @@ def test_a_second_agent_for_another_node_leaves_this_nodes_objects_alone(
     finally:
         assert other.stop() == 0
     kubectl.run("delete", "workload", "mine", "-n", namespace, "--timeout=60s")
+
+
+def test_an_agent_without_workloads_or_backupruns_needs_no_docker_and_leaves_them_alone(
+    kubectl: Kubectl, kubeconfig: str, namespace: str, tmp_path: object
+) -> None:
+    """The chart's workloads.enabled=false + backupRuns.enabled=false: no Docker socket at all."""
+    from pathlib import Path
+
+    logs_only = AgentProcess(
+        node="e2e-logs-only-node",
+        kubeconfig=kubeconfig,
+        log=Path(str(tmp_path)) / "logs-only.log",
+        extra=(
+            *("--workloads-enabled", "false", "--backup-runs-enabled", "false"),
+            *("--docker-host", "unix:///nonexistent/docker.sock"),
+        ),
+    )
+    try:
+        logs_only.wait_ready()
+        kubectl.apply(workload("unhandled", namespace, "e2e-logs-only-node"))
+        # It stays as written (no finalizer, no status) for a while an agent with handlers
+        # would have needed well under a second to add its finalizer.
+        assert logs_only.metric("nodekeeper_log_containers_followed") is not None
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            body = kubectl.get("workload", "unhandled", "-n", namespace)
+            assert "finalizers" not in body["metadata"]
+            assert "status" not in body
+            time.sleep(0.3)
+    finally:
+        assert logs_only.stop() == 0
+    kubectl.run("delete", "workload", "unhandled", "-n", namespace, "--timeout=30s")

@@ -144,11 +144,18 @@ async def run(settings: Settings) -> int:
         server_version = await version.check(api)
         phases: dict[str, str] = {}
         metrics = Metrics(workload_phases=lambda: phases)
-        containers = await asyncio.to_thread(Containers.connect, settings.docker_host)
-        await containers.ping()
+        # Without Workloads and BackupRuns the agent needs no Docker socket (the chart mounts
+        # none then): logs are tailed from files, local/journald ones are counted unfollowed.
+        uses_docker = settings.workloads_enabled or settings.backup_runs_enabled
+        if uses_docker:
+            containers = await asyncio.to_thread(Containers.connect, settings.docker_host)
+            await containers.ping()
+        else:
+            containers = Containers.unconnected(settings.docker_host)
         # Log reads shrink as the agent's memory nears its limit (self-protection).
         budget = log_read_budget(settings)
-        pipeline, store = log_pipeline(settings, metrics, ContainerLogs(containers.client), budget)
+        api_logs = ContainerLogs(containers.client) if uses_docker else None
+        pipeline, store = log_pipeline(settings, metrics, api_logs, budget)
         background.append(asyncio.create_task(pipeline.run(), name="log pipeline"))
         drain_timeout = settings.log_drain_timeout_seconds
         containers.removal_gate = lambda container_id: pipeline.drain(container_id, drain_timeout)
@@ -171,8 +178,9 @@ async def run(settings: Settings) -> int:
             ),
         )
         events = ContainerEvents(containers.client, key_label=LABEL_UID)
-        # Started before kopf: kopf cancels every task created after it starts as its own.
-        background.append(asyncio.create_task(events.run(), name="docker events"))
+        if uses_docker:
+            # Started before kopf: kopf cancels every task created after it starts as its own.
+            background.append(asyncio.create_task(events.run(), name="docker events"))
         identity = node_id()
         metrics.agent_info.info(
             {"version": __version__, "node": settings.node_name, "node_id": identity}
@@ -265,16 +273,17 @@ async def run(settings: Settings) -> int:
             backups=backups,
             phases=phases,
         )
-        # Started before kopf, like the events task.
-        garbage_task = asyncio.create_task(
-            garbage.collector(
-                context,
-                interval_seconds=settings.gc_interval_seconds,
-                grace_seconds=settings.gc_grace_seconds,
-            ),
-            name="garbage collector",
-        )
-        background.append(garbage_task)
+        if uses_docker:
+            # Started before kopf, like the events task.
+            garbage_task = asyncio.create_task(
+                garbage.collector(
+                    context,
+                    interval_seconds=settings.gc_interval_seconds,
+                    grace_seconds=settings.gc_grace_seconds,
+                ),
+                name="garbage collector",
+            )
+            background.append(garbage_task)
         readiness = Readiness(started=asyncio.Event())
         server = HttpServer(
             host=settings.http_host,
@@ -311,7 +320,11 @@ async def run(settings: Settings) -> int:
         stop = asyncio.Event()
         existing = asyncio.all_tasks()
         tasks = await kopf.spawn_tasks(
-            registry=operator.registry(lambda: client.credentials(configuration)),
+            registry=operator.registry(
+                lambda: client.credentials(configuration),
+                with_workloads=settings.workloads_enabled,
+                with_backupruns=settings.backup_runs_enabled,
+            ),
             settings=operator.settings(
                 settings.node_name, shutdown_timeout=settings.shutdown_timeout_seconds
             ),

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     backup_failed_history_limit: int = Field(
         default=5, ge=0, description="Failed BackupRuns kept per namespace, policy and node."
     )
+    workloads_enabled: bool = Field(
+        default=True, description="Run this node's Workloads (needs the Docker socket)."
+    )
+    backup_runs_enabled: bool = Field(
+        default=True, description="Run this node's BackupRuns (needs the Docker socket)."
+    )
     offline: bool = Field(
         default=False,
         description="Run without Kubernetes: the log pipeline, pressure sampling and metrics only.",

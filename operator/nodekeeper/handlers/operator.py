@@ -45,8 +45,16 @@ def settings(node_name: str, *, shutdown_timeout: float) -> kopf.OperatorSetting
     return result
 
 
-def registry(login_credentials: Callable[[], Credentials]) -> kopf.OperatorRegistry:
-    """``login_credentials`` is called at each (re-)login, so refreshed tokens are picked up."""
+def registry(
+    login_credentials: Callable[[], Credentials],
+    *,
+    with_workloads: bool = True,
+    with_backupruns: bool = True,
+) -> kopf.OperatorRegistry:
+    """``login_credentials`` is called at each (re-)login, so refreshed tokens are picked up.
+
+    A kind switched off gets no handlers: its objects on this node are left as they are (no
+    finalizer is added, so deleting them never waits for this agent)."""
     result = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=result)
@@ -62,6 +70,8 @@ def registry(login_credentials: Callable[[], Credentials]) -> kopf.OperatorRegis
             token=credentials.token,
         )
 
-    workloads.register(result)
-    backupruns.register(result)
+    if with_workloads:
+        workloads.register(result)
+    if with_backupruns:
+        backupruns.register(result)
     return result

@@ -101,6 +101,16 @@ class Containers:
         return self._client
 
     @classmethod
+    def unconnected(cls, base_url: str) -> "Containers":
+        """A client that never contacts the engine unless used: for an agent that runs no
+        Workloads or BackupRuns and may have no Docker socket at all."""
+        return cls(
+            docker.DockerClient(
+                base_url=base_url, version=docker.constants.DEFAULT_DOCKER_API_VERSION
+            )
+        )
+
+    @classmethod
     def connect(cls, base_url: str) -> "Containers":
         client = calling(
             "connecting", lambda: docker.DockerClient(base_url=base_url, version="auto")
