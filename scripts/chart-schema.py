@@ -23,6 +23,7 @@ SCHEMA = Path(__file__).resolve().parents[1] / "charts" / "nodekeeper" / "values
 CHART_OWNED = frozenset(
     {
         "node_name",  # NODE_NAME from spec.nodeName
+        "pod_name",  # POD_NAME from metadata.name
         "kubeconfig",  # the pod's service account
         "offline",  # the chart runs the agent in the cluster
         "http_host",  # probes and the Service reach every address

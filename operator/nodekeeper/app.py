@@ -87,7 +87,7 @@ def log_pipeline(
     pipeline = LogPipeline(
         root=settings.log_containers_dir,
         store=store,
-        rules=LogRules(settings.log_include, settings.log_exclude, own_container_id()),
+        rules=LogRules(settings.log_include, own_exclusions(settings), own_container_id()),
         metrics=LogMetrics(metrics.registry),
         limits=PipelineLimits(
             max_line_bytes=settings.log_max_line_bytes,
@@ -104,6 +104,14 @@ def log_pipeline(
     )
     metrics.registry.register(LogStateCollector(pipeline.state))
     return pipeline, store
+
+
+def own_exclusions(settings: Settings) -> list[str]:
+    """The user's exclude rules, plus the agent's own pod: reading its own log would feed the
+    pipeline with its own output (the container id alone is not enough under cri-dockerd with
+    a private cgroup namespace, where the agent cannot see it)."""
+    own = [f"label:io.kubernetes.pod.name={settings.pod_name}"] if settings.pod_name else []
+    return [*settings.log_exclude, *own]
 
 
 def log_read_budget(settings: Settings) -> ReadBudget:

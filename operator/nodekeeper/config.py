@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("NODEKEEPER_NODE_NAME", "NODE_NAME", "node_name"),
         description="This agent's Node; the chart sets it from the downward API (NODE_NAME).",
     )
+    pod_name: str = Field(
+        default="",
+        validation_alias=AliasChoices("NODEKEEPER_POD_NAME", "POD_NAME", "pod_name"),
+        description="The agent's own pod (the chart sets POD_NAME): its containers' logs are "
+        "not collected.",
+    )
     kubeconfig: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("NODEKEEPER_KUBECONFIG", "KUBECONFIG", "kubeconfig"),
