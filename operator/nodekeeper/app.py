@@ -38,7 +38,7 @@ from nodekeeper.kube.secrets import Secrets
 from nodekeeper.kube.status import Resource, StatusWriter
 from nodekeeper.logapi import LogApi
 from nodekeeper.logs.discovery import own_container_id
-from nodekeeper.logs.metrics import LogMetrics, LogStateCollector
+from nodekeeper.logs.metrics import LogMetrics, LogStateCollector, WorkloadLogCollector
 from nodekeeper.logs.pipeline import LogPipeline, PipelineLimits
 from nodekeeper.logs.readback import StoredLogs
 from nodekeeper.logs.rules import LogRules
@@ -103,6 +103,7 @@ def log_pipeline(
         read_size=(lambda: budget.size) if budget is not None else None,
     )
     metrics.registry.register(LogStateCollector(pipeline.state))
+    metrics.registry.register(WorkloadLogCollector(lambda: pipeline.workload_totals))
     return pipeline, store
 
 

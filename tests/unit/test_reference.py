@@ -7,7 +7,7 @@ from nodekeeper.api import codes
 from nodekeeper.backups.metrics import BackupMetrics
 from nodekeeper.backups.outcomes import REASONS as BACKUP_REASONS
 from nodekeeper.config import Settings
-from nodekeeper.logs.metrics import LogMetrics, LogStateCollector
+from nodekeeper.logs.metrics import LogMetrics, LogStateCollector, WorkloadLogCollector
 from nodekeeper.metrics import Metrics
 from nodekeeper.pressure.metrics import PressureCollector
 from nodekeeper.pressure.psi import PsiLine, PsiSample
@@ -46,6 +46,7 @@ def test_every_metric_is_documented() -> None:
     BackupMetrics(metrics.registry)  # as app.run builds it, into the same registry
     LogMetrics(metrics.registry)
     metrics.registry.register(LogStateCollector(dict))
+    metrics.registry.register(WorkloadLogCollector(dict))
     names = set()
     for family in metrics.registry.collect():
         # Info metrics are exposed with an _info suffix; counters with _total.

@@ -8,7 +8,7 @@ state right now (lag, files watched, queue, store size) are read from the pipeli
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # Docker's timestamp to stored: the goal is p99 <= 250 ms, so the buckets are dense below 1 s.
@@ -88,6 +88,27 @@ class LogStateCollector(Collector):
             GaugeMetricFamily(f"nodekeeper_log_{name}", text, value=values.get(name, 0.0))
             for name, text in GAUGES.items()
         ]
+
+
+class WorkloadLogCollector(Collector):
+    """Lines and bytes stored per Workload: what a Workload's status never carries (a write per
+    batch would flood etcd), as counters labelled by namespace and Workload name."""
+
+    def __init__(self, totals: Callable[[], dict[tuple[str, str], list[int]]]) -> None:
+        self._totals = totals
+
+    def collect(self) -> list[CounterMetricFamily]:
+        labels = ["namespace", "workload"]
+        lines = CounterMetricFamily(
+            "nodekeeper_workload_log_lines", "Log lines stored per Workload.", labels=labels
+        )
+        read = CounterMetricFamily(
+            "nodekeeper_workload_log_bytes", "Log bytes read per Workload.", labels=labels
+        )
+        for (namespace, workload), (count, size) in sorted(self._totals().items()):
+            lines.add_metric([namespace, workload], count)
+            read.add_metric([namespace, workload], size)
+        return [lines, read]
 
 
 GAUGES = {

@@ -104,6 +104,8 @@ class LogPipeline:
         self._paused = False
         self._store_bytes = 0
         self._fallbacks_seen = 0
+        # (namespace, workload) -> lines and bytes stored, for per-Workload metrics (not status)
+        self.workload_totals: dict[tuple[str, str], list[int]] = {}
         self.started = asyncio.Event()
 
     # ------------------------------------------------------------------ running
@@ -434,6 +436,13 @@ class LogPipeline:
             stored_lines = 0
             for batch in batches:
                 stored_lines += batch.lines
+                info = infos.get(batch.container_id)
+                if info is not None and info.workload:
+                    totals = self.workload_totals.setdefault(
+                        (info.namespace, info.workload), [0, 0]
+                    )
+                    totals[0] += batch.lines
+                    totals[1] += batch.read_bytes
                 if batch.first_ns:
                     self._metrics.latency_seconds.observe(max(0, now - batch.first_ns) / 1e9)
                 followed = self._followed.get(batch.container_id)

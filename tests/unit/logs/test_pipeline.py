@@ -12,7 +12,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from nodekeeper.logs.metrics import LogMetrics
+from nodekeeper.logs.metrics import LogMetrics, WorkloadLogCollector
 from nodekeeper.logs.pipeline import LogPipeline, PipelineLimits
 from nodekeeper.logs.query import MAX_LIMIT, LogQuery, run_query
 from nodekeeper.logs.records import Batch, ContainerInfo
@@ -28,9 +28,11 @@ LIMITS = PipelineLimits(
 )
 
 
-def container(root: Path, number: int, name: str = "", **options: Any) -> FakeDockerd:
+def container(
+    root: Path, number: int, name: str = "", labels: dict[str, str] | None = None, **options: Any
+) -> FakeDockerd:
     docker = FakeDockerd(root, f"{number:064x}", **options)
-    labels = {"app": name or f"c{number}"}
+    labels = labels or {"app": name or f"c{number}"}
     config = {
         "ID": docker.id,
         "Name": "/" + (name or f"c{number}"),
@@ -252,3 +254,15 @@ async def test_a_full_disk_pauses_then_resumes_without_loss(root: Path, tmp_path
         assert stored(agent.path, docker.id) == docker.written
     finally:
         await agent.stop()
+
+
+async def test_lines_are_counted_per_workload_in_metrics_not_status(
+    running: Running, root: Path
+) -> None:
+    running.registry.register(WorkloadLogCollector(lambda: running.pipeline.workload_totals))
+    labels = {"nodekeeper.io/workload-uid": "u1", "nodekeeper.io/namespace": "shop"}
+    docker = container(root, 11, labels={**labels, "nodekeeper.io/name": "web"})
+    docker.lines(42)
+    assert await running.pipeline.drain(docker.id, 20)
+    where = {"namespace": "shop", "workload": "web"}
+    assert running.registry.get_sample_value("nodekeeper_workload_log_lines_total", where) == 42
