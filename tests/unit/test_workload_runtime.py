@@ -1,5 +1,6 @@
 """What a Workload's status says about its container, and when it restarts."""
 
+import dataclasses
 import random
 
 import pytest
@@ -85,3 +86,16 @@ def test_the_container_carries_the_workloads_identity_and_limits() -> None:
     assert made.labels["nodekeeper.io/namespace"] == "ns"
     assert (made.memory_bytes, made.nano_cpus) == (64 * 2**20, 250_000_000)
     assert made.name == "nk-ns-web-01234567"
+
+
+def test_looking_again_while_backing_off_gives_the_same_retry_time() -> None:
+    # Events and resyncs make the daemon look again: the backoff must not be drawn anew, or
+    # every look would move nextRetryAt and cost a status write.
+    exited = dataclasses.replace(container("exited", 1), finished_at="2027-01-15T08:00:00.25Z")
+    first = observe(exited, spec(), 2, now=1_800_000_000.0)
+    again = observe(exited, spec(), 2, now=1_800_000_003.0)
+    assert first.retry_at == again.retry_at
+    assert first.message == again.message
+    assert again.restart_in == pytest.approx(first.restart_in - 3)
+    # A different restart number draws its own delay.
+    assert observe(exited, spec(), 3, now=1_800_000_000.0).retry_at != first.retry_at

@@ -24,7 +24,7 @@ import kopf
 from pydantic import ValidationError
 
 from nodekeeper.api import GROUP, VERSION, codes
-from nodekeeper.api.times import rfc3339, utcnow
+from nodekeeper.api.times import rfc3339
 from nodekeeper.api.workload import ADMITTED, KIND, PLURAL, READY, WorkloadSpec
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.ownership import is_foreign, is_own
@@ -35,7 +35,7 @@ from nodekeeper.kube.objects import ObjectRef
 from nodekeeper.kube.status import ConditionChange
 from nodekeeper.runtime.errors import DockerError, DockerUnavailable
 from nodekeeper.runtime.events import RESYNC, ContainerEvent
-from nodekeeper.runtime.workloads import Observation, WorkloadRef, observe
+from nodekeeper.runtime.workloads import Observation, WorkloadRef, exited_at, observe
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +91,8 @@ async def write_runtime(
     body: kopf.Body, memo: AgentContext, observation: Observation, *, restarts: int
 ) -> bool:
     retry_at = None
-    if observation.restart_in is not None:
-        moment = utcnow() + datetime.timedelta(seconds=observation.restart_in)
-        retry_at = rfc3339(moment)
+    if observation.retry_at is not None:
+        retry_at = rfc3339(datetime.datetime.fromtimestamp(observation.retry_at, tz=datetime.UTC))
     async with retrying_status_writes():
         return await memo.workload_runtime_status.apply(
             body,
@@ -301,7 +300,7 @@ async def _look(
     if observation.restart_in is not None:
         return observation, observation.restart_in
     if observation.phase == "Failed" and spec.ttlSecondsAfterFailed is not None:
-        finished = _finished_at(state.finished_at)
+        finished = exited_at(state.finished_at, time.time())
         return observation, max(0.0, finished + spec.ttlSecondsAfterFailed - time.time())
     return observation, None
 
@@ -309,18 +308,6 @@ async def _look(
 def _lost_container(body: kopf.Body) -> bool:
     status = body.get("status") or {}
     return bool(status.get("containerID")) and status.get("phase") in ("Pending", "Running")
-
-
-def _finished_at(text: str | None) -> float:
-    """Docker's FinishedAt (RFC 3339 with nanoseconds) as a Unix time; now if unreadable."""
-    if not text or text.startswith("0001-"):
-        return time.time()
-    try:
-        seconds, _, _ = text.rstrip("Z").partition(".")
-        moment = datetime.datetime.fromisoformat(seconds).replace(tzinfo=datetime.UTC)
-    except ValueError:
-        return time.time()
-    return moment.timestamp()
 
 
 async def _restart(body: kopf.Body, memo: AgentContext, observation: Observation) -> bool:

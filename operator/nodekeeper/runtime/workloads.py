@@ -6,9 +6,11 @@ and the restart policy into what the Workload's status should say, including whe
 """
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import random
+import time
 
 from nodekeeper.api import codes
 from nodekeeper.api.quantities import memory_bytes, nano_cpus
@@ -99,6 +101,7 @@ class Observation:
     container_id: str | None
     exit_code: int | None
     restart_in: float | None = None  # seconds until the next restart while backing off
+    retry_at: float | None = None  # when that is (Unix time): the same on every look
 
 
 def observe(
@@ -107,7 +110,11 @@ def observe(
     restarts: int,
     *,
     rng: random.Random | None = None,
+    now: float | None = None,
 ) -> Observation:
+    """What status should say about ``state``. While backing off, the delay is drawn once per
+    container and restart (the jitter is seeded by both) and counted from the container's exit,
+    so looking again (an event, a resync) gives the same ``retry_at`` and no new status write."""
     if state is None:
         return Observation("Pending", False, codes.NO_CONTAINER, "no container yet", None, None)
     if state.running:
@@ -130,16 +137,23 @@ def observe(
     )
     if wants_restart and restarts < backoff.maxRetries:
         delay = restart_delay(
-            restarts, initial=backoff.initialSeconds, maximum=backoff.maxSeconds, rng=rng
+            restarts,
+            initial=backoff.initialSeconds,
+            maximum=backoff.maxSeconds,
+            rng=rng or random.Random(f"{state.id}:{restarts}"),
         )
+        current = time.time() if now is None else now
+        retry_at = exited_at(state.finished_at, current) + delay
         return Observation(
             "Running",
             False,
             codes.BACKING_OFF,
-            f"the container {how}; restart {restarts + 1} of {backoff.maxRetries} in {delay:.0f} s",
+            f"the container {how}; restart {restarts + 1} of {backoff.maxRetries} after a "
+            f"{delay:.0f} s backoff",
             state.id,
             code,
-            restart_in=delay,
+            restart_in=max(0.0, retry_at - current),
+            retry_at=retry_at,
         )
     if wants_restart:
         reason = codes.OOM_KILLED if state.oom_killed else codes.BACKOFF_LIMIT_EXCEEDED
@@ -159,3 +173,16 @@ def observe(
     reason = codes.OOM_KILLED if state.oom_killed else codes.CONTAINER_FAILED
     advice = "raise resources.limits.memory" if state.oom_killed else "check its logs"
     return Observation("Failed", False, reason, f"the container {how}; {advice}", state.id, code)
+
+
+def exited_at(finished_at: str | None, now: float) -> float:
+    """Docker's FinishedAt (RFC 3339 with nanoseconds) as a Unix time; ``now`` if unknown."""
+    if not finished_at or finished_at.startswith("0001-"):
+        return now
+    try:
+        seconds, _, fraction = finished_at.rstrip("Z").partition(".")
+        moment = datetime.datetime.fromisoformat(seconds).replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return now
+    digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
+    return moment.timestamp() + (int(digits) / 10 ** len(digits) if digits else 0.0)
