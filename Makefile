@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help venv lint format crds chart chart-schema image unit component integration e2e cluster cluster-down kind-e2e test docker run clean rules dashboards observability
+.PHONY: help venv lint format crds chart chart-schema image unit component integration e2e cluster cluster-down kind-e2e test docker run clean bench-logs rules dashboards observability
 
 help:
 	@echo "make run          local control plane + agent for this node (see README)"
@@ -19,6 +19,7 @@ help:
 	@echo "make dashboards   regenerate charts/nodekeeper/dashboards/ from observability/"
 	@echo "make observability  the rules, dashboards and PromQL unit tests"
 	@echo "make cluster | cluster-down               the local control plane (e2e/cluster.sh)"
+	@echo "make bench-logs   log throughput against rsyslog (a benchmark, not part of make test)"
 
 venv: $(VENV)/.installed
 
@@ -97,6 +98,10 @@ kind-e2e: venv docker
 	KUBECONFIG=$(CURDIR)/.kind-kubeconfig E2E_NODE=nodekeeper-e2e-control-plane $(PYTEST) e2e/tests
 
 test: lint unit observability chart component integration image e2e
+
+# A benchmark, not a test: figures to read, never pass/fail (rsyslog: apt-get install rsyslog).
+bench-logs: venv
+	$(PY) bench/logs_throughput.py
 
 run: venv
 	scripts/run-local.sh
