@@ -315,11 +315,16 @@ class LogPipeline:
         assert self._watcher is not None
         info = self._catalog.refresh(container_id)
         if info is None:
-            # The directory exists before dockerd writes its config: watch it for that write.
-            if (self._root / container_id).is_dir():
-                self._undiscovered.add(container_id)
-                self._watcher.add(container_id)
-            return
+            # The directory exists before dockerd writes its config: watch it for that write,
+            # then look once more, since the write may have come before the watch did (a
+            # short-lived container would otherwise wait for the ticker, and be gone by then).
+            if not (self._root / container_id).is_dir():
+                return
+            self._undiscovered.add(container_id)
+            self._watcher.add(container_id)
+            info = self._catalog.refresh(container_id)
+            if info is None:
+                return
         self._undiscovered.discard(container_id)
         self._consider(info, None, born_now=True)
 
