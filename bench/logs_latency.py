@@ -25,6 +25,7 @@ import argparse
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -102,28 +103,40 @@ def main() -> int:
             load = FileLoad(Path(tmp), args.containers, args.rate, args.seconds)
         agent = OfflineAgent(load.root, Path(tmp) / "state", *load.agent_args)
         watcher = StoreWatcher(agent.state_dir / "logs.db")
+        # The store is polled on a thread of its own: stopping the writers (docker wait, rm)
+        # takes seconds, and lines stored meanwhile must not be stamped that late.
+        polling = threading.Event()
+
+        def poll_forever() -> None:
+            while not polling.is_set():
+                watcher.poll()
+                time.sleep(args.poll)
+            watcher.poll()
+            watcher.close()
+
+        poller = threading.Thread(target=poll_forever, name="store poller")
         try:
             agent.wait_ready()
             before = agent.metrics()
+            poller.start()
             load.start()
             note(f"{args.containers} {args.writers} writers; they write from {load.start_at}")
             deadline = load.start_at + args.seconds * 3 + 120
             while time.time() < load.start_at + args.seconds and time.time() < deadline:
-                watcher.poll()
                 agent.check_alive()
-                time.sleep(args.poll)
+                time.sleep(0.5)
             written = load.finish()
             while True:
-                watcher.poll()
                 stored = agent.lines() - before.get("nodekeeper_log_lines_total", 0.0)
                 if stored >= written or time.time() > deadline:
                     break
                 agent.check_alive()
                 time.sleep(args.poll)
             after = agent.metrics()
-            watcher.poll()
         finally:
-            watcher.close()
+            polling.set()
+            if poller.is_alive():
+                poller.join()
             agent.stop()
             load.cleanup()
 
