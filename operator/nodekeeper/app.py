@@ -98,6 +98,8 @@ def log_pipeline(
             retention_max_bytes=settings.log_store_max_bytes,
             read_from_head=settings.log_read_from_head,
             max_watches=settings.log_max_watches,
+            read_linger_seconds=settings.log_read_linger_seconds,
+            write_linger_seconds=settings.log_write_linger_seconds,
         ),
         api_source=api_source,
         read_size=(lambda: budget.size) if budget is not None else None,

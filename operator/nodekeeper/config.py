@@ -209,6 +209,20 @@ class Settings(BaseSettings):
     log_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often every log is checked besides inotify."
     )
+    log_read_linger_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=5,
+        description="After a quiet spell, wait this long for more lines before reading (CPU "
+        "against latency).",
+    )
+    log_write_linger_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=5,
+        description="After a quiet spell, wait this long for more batches before a store "
+        "transaction.",
+    )
     log_drain_timeout_seconds: float = Field(
         default=30.0,
         ge=0,

@@ -39,7 +39,6 @@ from nodekeeper.logs.watcher import Watcher
 logger = logging.getLogger(__name__)
 
 MAX_WRITE_LINES = 50_000  # one transaction holds at most this many lines (bounded latency)
-WRITE_LINGER_SECONDS = 0.05  # added latency that buys one transaction per burst, not per line
 STORE_SIZE_EVERY_SECONDS = 10.0
 FULL_RETRY_SECONDS = (1.0, 30.0)  # first and longest wait before retrying a full store
 
@@ -55,6 +54,8 @@ class PipelineLimits:
     retention_interval_seconds: float = 60.0
     read_from_head: bool = True
     max_watches: int = 8192
+    read_linger_seconds: float = 0.1
+    write_linger_seconds: float = 0.05
 
 
 @dataclasses.dataclass
@@ -303,7 +304,18 @@ class LogPipeline:
             if followed is not None and not followed.gone:
                 followed.gone = True
                 followed.follower.seal()  # its files get no more bytes: finish the last line
-        if container_id in self._followed:
+        followed = self._followed.get(container_id)
+        if followed is not None:
+            if kind == "data":
+                # Open files Docker just rotated in at once, not after the read linger: an open
+                # file keeps its bytes when Docker deletes it at the next rotations.
+                try:
+                    followed.follower.refresh()
+                except OSError as e:
+                    logger.warning(
+                        "log files could not be looked at",
+                        extra={"container": container_id, "error": str(e)},
+                    )
             self._mark(container_id)
 
     def _rescan(self) -> None:
@@ -335,6 +347,9 @@ class LogPipeline:
             if not self._dirty:
                 self._wake.clear()
                 await self._wake.wait()
+                # Woken from idle by a trickle: let the next lines of this and other containers
+                # arrive, so one read, parse and batch serves several lines (CPU against latency).
+                await asyncio.sleep(self._limits.read_linger_seconds)
                 continue
             container_id = next(iter(self._dirty))
             del self._dirty[container_id]
@@ -429,7 +444,7 @@ class LogPipeline:
                 # A quiet queue woke up: under a steady trickle from many containers, the next
                 # batches follow within milliseconds, and one transaction for all of them costs
                 # about what one costs for each (measured with bench/logs_overhead.py).
-                await asyncio.sleep(WRITE_LINGER_SECONDS)
+                await asyncio.sleep(self._limits.write_linger_seconds)
                 continue
             batches: list[Batch] = []
             lines = 0
