@@ -229,7 +229,7 @@ def test_exit_codes_and_a_timeout_end_runs_as_restic_means_them(
 
     slow = wait_completed(kubectl, "slow", namespace)
     assert (slow["status"]["phase"], completed(slow)["reason"]) == ("Failed", "Timeout")
-    assert "exitCode" not in slow["status"]
+    assert slow["status"]["exitCode"] == 137  # killed with SIGKILL at the timeout
     assert stored_log(kubeconfig, namespace, "slow") == b"begun\n"
     assert slow["status"]["durationSeconds"] < 30
 

@@ -184,9 +184,11 @@ class TaskRunner:
             now = self._clock()
             if deadline is not None and now >= deadline:
                 outcome = outcomes.of_timeout(timeout_seconds or 0)
-                # Killed first, so its log is complete (and can be drained) before it is read.
+                # Killed first, so its log is complete (and can be drained) before it is read,
+                # and its exit code (137: SIGKILL) is known.
                 await self._containers.stop(state.id)
-                return await self._ending(state, outcome, None, started, self._now())
+                killed = await self._containers.inspect(state.id)
+                return await self._ending(killed, outcome, killed.exit_code, started, self._now())
             if stopping():
                 return None
             wait = (
