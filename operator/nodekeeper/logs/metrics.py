@@ -117,7 +117,7 @@ GAUGES = {
     "containers_unfollowed": "Containers the rules select whose log driver keeps nothing to read.",
     "lag_bytes": "Bytes written by Docker and not yet stored, over all followed files.",
     "queue_bytes": "Bytes read and waiting for the store (bounded by log_queue_bytes).",
-    "store_bytes": "Size of the log store (used pages of the SQLite database).",
+    "store_bytes": "Size of the log store on disk (logs.db with its WAL and shared memory).",
     "store_paused": "1 while the store refuses writes (disk full) and reading is paused.",
     "polled_containers": "Containers polled instead of watched with inotify.",
 }

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nodekeeper.logs.discovery import ContainerCatalog
+from nodekeeper.logs.discovery import ContainerCatalog, is_container_id
 from nodekeeper.logs.follower import Follower
 from nodekeeper.logs.metrics import LogMetrics
 from nodekeeper.logs.parsing import JsonFileParser
@@ -95,6 +95,8 @@ class LogPipeline:
         self._stream_tasks: dict[str, asyncio.Task[None]] = {}
         self._stream_resume: dict[str, Checkpoint] = {}  # stopped ones, for when they restart
         self._unfollowed: dict[str, str] = {}  # container -> why its lines cannot be stored
+        self._waiting_checkpoints: dict[str, Checkpoint] = {}  # could not be opened yet
+        self._stopped = False
         self._undiscovered: set[str] = set()  # directories whose config is not written yet
         self._dirty: dict[str, None] = {}  # ordered set: read round-robin
         self._wake = asyncio.Event()
@@ -120,6 +122,7 @@ class LogPipeline:
                 group.create_task(self._write(), name="log writer")
                 group.create_task(self._tick(), name="log ticker")
         finally:
+            self._stopped = True
             for followed in self._followed.values():
                 followed.follower.close()
             self._followed.clear()
@@ -138,6 +141,10 @@ class LogPipeline:
         found = await asyncio.to_thread(self._catalog.scan)
         for container_id, info in found.items():
             self._consider(info, checkpoints.pop(container_id, None), born_now=False)
+        for path in self._root.iterdir() if self._root.is_dir() else ():
+            # Directories whose config is not written yet: found when it is.
+            if is_container_id(path.name) and path.name not in found:
+                self._discover(path.name)
         now = self._clock()
         for container_id, checkpoint in checkpoints.items():
             self._account_vanished(checkpoint)
@@ -193,6 +200,8 @@ class LogPipeline:
                 "container log cannot be opened yet", extra={"container": info.id, "error": str(e)}
             )
             self._undiscovered.add(info.id)
+            if checkpoint is not None:
+                self._waiting_checkpoints[info.id] = checkpoint  # resume there, not at the head
             return
         self._followed[info.id] = _Followed(follower, parser, info)
         self._account(self._followed[info.id])  # lost bytes found while resuming
@@ -212,23 +221,35 @@ class LogPipeline:
                 logger.warning("container log not stored", extra={"container": info.id, "why": why})
             self._unfollowed[info.id] = why
             return
+        if checkpoint is not None:
+            self._stream_resume[info.id] = checkpoint
+        if self._watcher is not None:
+            self._watcher.add(info.id)  # its restart rewrites the config: that event
         if not info.running:
-            return  # a stopped container has nothing new; its restart brings a config event
+            return  # a stopped container has nothing new (the ticker looks again, too)
         self._unfollowed.pop(info.id, None)
         streamed = StreamedContainer(
             info,
             self._api_source,
-            checkpoint or self._stream_resume.pop(info.id, None),
+            self._stream_resume.pop(info.id, None),
             emit=self._enqueue,
             max_line_bytes=self._limits.max_line_bytes,
             clock=self._clock,
         )
         self._streamed[info.id] = streamed
-        if self._watcher is not None:
-            self._watcher.add(info.id)
         task = asyncio.create_task(streamed.run(), name=f"log stream {info.id[:12]}")
         self._stream_tasks[info.id] = task
         task.add_done_callback(lambda done: self._stream_ended(info.id, done))
+
+    def _restream(self) -> None:
+        """Follow again the API-read containers that run but are not followed: restarted while
+        their last batch was in flight, or their stream broke (a dockerd restart)."""
+        for container_id in list(self._stream_resume):
+            if container_id in self._streamed:
+                continue
+            info = self._catalog.refresh(container_id)
+            if info is not None and info.running:
+                self._consider(info, None, born_now=False)
 
     def _stream_ended(self, container_id: str, task: "asyncio.Task[None]") -> None:
         self._stream_tasks.pop(container_id, None)
@@ -320,7 +341,7 @@ class LogPipeline:
 
     def _rescan(self) -> None:
         for path in self._root.iterdir() if self._root.is_dir() else ():
-            if not self.following(path.name):
+            if is_container_id(path.name) and not self.following(path.name):
                 self._discover(path.name)
 
     def _discover(self, container_id: str) -> None:
@@ -338,7 +359,7 @@ class LogPipeline:
             if info is None:
                 return
         self._undiscovered.discard(container_id)
-        self._consider(info, None, born_now=True)
+        self._consider(info, self._waiting_checkpoints.pop(container_id, None), born_now=True)
 
     # ------------------------------------------------------------------ reader
     async def _read(self) -> None:
@@ -409,7 +430,7 @@ class LogPipeline:
                 if (self._root / container_id).is_dir():
                     self._stream_resume[container_id] = streamed.checkpoint()
                 else:
-                    self._forget(container_id)
+                    self._forget(container_id, streamed.info)
             return
         followed = self._followed.get(container_id)
         if followed is None or not followed.follower.drained():
@@ -418,17 +439,24 @@ class LogPipeline:
         if followed.gone:
             followed.follower.close()
             del self._followed[container_id]
-            self._forget(container_id)
+            self._forget(container_id, followed.info)
 
     def _answer_drains(self, container_id: str) -> None:
         for waiter in self._drains.pop(container_id, []):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _forget(self, container_id: str) -> None:
-        """The container is gone and its last line stored: drop its checkpoint and watch."""
+    def _forget(self, container_id: str, info: ContainerInfo | None = None) -> None:
+        """The container is gone and its last line stored: drop its checkpoint and watch, and
+        its Workload's log totals once no container of that Workload is left."""
         if self._watcher is not None:
             self._watcher.remove(container_id)
+        if info is not None and info.workload:
+            key = (info.namespace, info.workload)
+            others = [f.info for f in self._followed.values()]
+            others += [s.info for s in self._streamed.values()]
+            if not any((other.namespace, other.workload) == key for other in others):
+                self.workload_totals.pop(key, None)
         task = asyncio.create_task(
             asyncio.to_thread(self._store.forget, container_id, self._clock()),
             name=f"forget {container_id[:12]}",
@@ -525,6 +553,7 @@ class LogPipeline:
             # is a few stat calls per container.
             for container_id in list(self._undiscovered):
                 self._discover(container_id)
+            self._restream()
             for container_id in self._followed:
                 if not (self._root / container_id).is_dir():  # polled ones get no inotify
                     self._on_change(container_id, "gone")
@@ -572,6 +601,15 @@ class LogPipeline:
         driver without a file); False after the timeout, which is counted: the caller removes
         the container anyway, so a hung pipeline never blocks a deletion.
         """
+        if self._stopped:
+            return False  # the agent is stopping: nothing will read this container any more
+        try:
+            # A drain right after the agent started must not start a second reader of a
+            # container whose checkpoint is still being loaded.
+            await asyncio.wait_for(self.started.wait(), timeout_seconds)
+        except TimeoutError:
+            self._metrics.drain_timeouts.inc()
+            return False
         if not self.following(container_id) and self._watcher is not None:
             self._discover(container_id)  # it may be younger than our last inotify turn
         if not self.following(container_id):

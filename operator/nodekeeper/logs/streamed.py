@@ -78,19 +78,28 @@ class StreamedContainer:
         self._emit = emit
         self._clock = clock
         self.parser = JsonFileParser(max_line_bytes, checkpoint.pending if checkpoint else None)
+        # Per stream: the time of the last stored entry and how many stored entries carry it
+        # (the pieces of a split line share their timestamp, so a time alone cannot say where
+        # to resume). In the checkpoint: offset = the time, device = the count.
         self._last_ns = dict.fromkeys(STREAMS, 0)
+        self._at_last = dict.fromkeys(STREAMS, 0)
         if checkpoint is not None:
             for position in (checkpoint.position, *checkpoint.newer):
                 stream = position.path.removeprefix(PATH_PREFIX)
                 if stream in self._last_ns:
                     self._last_ns[stream] = position.offset
+                    self._at_last[stream] = position.device
         self._in_flight = 0
         self.ended = False  # both streams ended: the container stopped (or reading failed)
         self.bytes_read = 0
 
     async def run(self) -> None:
         try:
-            await asyncio.gather(*(self._follow(stream) for stream in STREAMS))
+            # One stream failing stops the other: the pipeline then sees the container as ended
+            # and follows it again from the checkpoint, never with a stream left running.
+            async with asyncio.TaskGroup() as group:
+                for stream in STREAMS:
+                    group.create_task(self._follow(stream))
             # The container stopped: a line whose last partial never came is stored as it is.
             await self._send_parsed(self.parser.flush(self._clock()), 0)
         finally:
@@ -98,6 +107,7 @@ class StreamedContainer:
 
     async def _follow(self, stream: Stream) -> None:
         since_ns = latest = self._last_ns[stream]
+        skip = same = self._at_last[stream]  # entries at since_ns stored before the restart
         records: list[bytes] = []
         entries = self._source.follow(self.info.id, stream, since_ns / NANOS)
         try:
@@ -109,7 +119,9 @@ class StreamedContainer:
                     break
                 upcoming = asyncio.ensure_future(anext(entries))
                 at = docker_time_ns(entry.timestamp) if entry.timestamp else 0
-                if at and at <= since_ns:
+                if at and (at < since_ns or (at == since_ns and skip > 0)):
+                    if at == since_ns:
+                        skip -= 1
                     continue  # stored before the restart (Docker's since is inclusive)
                 data = entry.data
                 if not data.endswith(b"\n") and len(data) != PARTIAL_BYTES:
@@ -122,21 +134,24 @@ class StreamedContainer:
                     orjson.dumps({"log": text, "stream": stream, "time": entry.timestamp})
                 )
                 self.bytes_read += len(entry.data)
-                latest = at or latest
+                if at:
+                    same = same + 1 if at == latest else 1
+                    latest = at
                 await asyncio.sleep(0)  # let the next entry of a burst arrive
                 if len(records) >= BATCH_ENTRIES or not upcoming.done():
-                    await self._send(records, stream, latest)
+                    await self._send(records, stream, latest, same)
                     records = []
-            await self._send(records, stream, latest)
+            await self._send(records, stream, latest, same)
         finally:
             await entries.aclose()  # type: ignore[attr-defined]
 
-    async def _send(self, records: list[bytes], stream: Stream, latest_ns: int) -> None:
+    async def _send(self, records: list[bytes], stream: Stream, latest_ns: int, same: int) -> None:
         if records:
             data = b"".join(record + b"\n" for record in records)
             parsed = self.parser.parse(data, self._clock())
             # Only now: the checkpoint must not claim entries another stream still holds.
             self._last_ns[stream] = latest_ns
+            self._at_last[stream] = same
             await self._send_parsed(parsed, len(data))
 
     async def _send_parsed(self, parsed: Parsed, read_bytes: int) -> None:
@@ -156,7 +171,7 @@ class StreamedContainer:
 
     def checkpoint(self) -> Checkpoint:
         first, *rest = (
-            FilePosition(PATH_PREFIX + stream, 0, 0, b"", self._last_ns[stream])
+            FilePosition(PATH_PREFIX + stream, self._at_last[stream], 0, b"", self._last_ns[stream])
             for stream in STREAMS
         )
         return Checkpoint(self.info.id, first, self.parser.pending, tuple(rest))

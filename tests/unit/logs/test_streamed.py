@@ -1,5 +1,6 @@
 """Containers read through the Docker API: entries become the same stored records as files."""
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
@@ -89,3 +90,42 @@ async def test_a_restart_asks_from_the_checkpoint_and_skips_what_is_stored() -> 
     assert texts(batches, "stdout") == ["c\n"]
     assert again.asked["stdout"] == pytest.approx((BASE + 2000) / 1e9)
     assert again.asked["stderr"] == 0.0
+
+
+class HangingSource(FakeSource):
+    """Answers its entries, then waits as a running container's stream does."""
+
+    async def follow(
+        self, container_id: str, stream: str, since_seconds: float = 0.0
+    ) -> AsyncIterator[Entry]:
+        async for entry in super().follow(container_id, stream, since_seconds):
+            yield entry
+        await asyncio.Event().wait()
+
+
+async def test_a_line_split_across_a_restart_is_joined_once() -> None:
+    # The pieces of a split line share one timestamp: resuming by time alone would skip the
+    # pieces not read yet, or read the stored ones twice.
+    piece = b"x" * PARTIAL_BYTES
+    batches: list[Batch] = []
+    emitted = asyncio.Event()
+
+    async def emit(batch: Batch) -> None:
+        batches.append(batch)
+        emitted.set()
+
+    first = HangingSource({"stdout": [Entry(at(1), b"a\n"), Entry(at(2), piece)]})
+    streamed = StreamedContainer(INFO, first, None, emit=emit, max_line_bytes=256 * 1024)  # type: ignore[arg-type]
+    running = asyncio.create_task(streamed.run())
+    await emitted.wait()
+    running.cancel()  # the agent is killed with the line half read
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    checkpoint = batches[-1].checkpoint
+
+    again = FakeSource(
+        {"stdout": [Entry(at(2), piece), Entry(at(2), b"tail"), Entry(at(3), b"b\n")]}
+    )
+    resumed, _ = await follow(again, checkpoint)
+    assert texts(batches, "stdout") == ["a\n"]
+    assert texts(resumed, "stdout") == ["x" * PARTIAL_BYTES + "tail\n", "b\n"]
