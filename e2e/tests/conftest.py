@@ -100,7 +100,8 @@ def node(kubectl: Kubectl) -> str:
 
 @pytest.fixture(scope="session")
 def crds(kubectl: Kubectl) -> None:
-    kubectl.run("apply", "--server-side", "-f", str(ROOT / "crds"))
+    # --force-conflicts: a helm install of the chart (test_chart) may own them from a last run.
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     for name in ("workloads.nodekeeper.io", "backupruns.nodekeeper.io"):
         kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 

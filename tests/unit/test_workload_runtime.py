@@ -2,6 +2,7 @@
 
 import dataclasses
 import random
+import time
 
 import pytest
 
@@ -99,3 +100,19 @@ def test_looking_again_while_backing_off_gives_the_same_retry_time() -> None:
     assert again.restart_in == pytest.approx(first.restart_in - 3)
     # A different restart number draws its own delay.
     assert observe(exited, spec(), 3, now=1_800_000_000.0).retry_at != first.retry_at
+
+
+@pytest.mark.parametrize(("ran", "phase", "counted"), [(660.0, "Running", 0), (60.0, "Failed", 3)])
+def test_a_long_healthy_run_starts_the_restart_count_anew(
+    ran: float, phase: str, counted: int
+) -> None:
+    # As the kubelet resets its backoff: a service that crashes once a day after running for
+    # hours must not reach maxRetries, one that crash-loops must.
+    started = 1_800_000_000.0
+    exited = dataclasses.replace(
+        container("exited", 1),
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started + ran)),
+    )
+    seen = observe(exited, spec(backoff={"maxRetries": 3}), 3, now=started + ran + 1)
+    assert (seen.phase, seen.restarts) == (phase, counted)

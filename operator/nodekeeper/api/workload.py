@@ -84,7 +84,11 @@ class WorkloadStatus(Model):
         default=None, description="Pending, Running, Succeeded or Failed."
     )
     containerID: str | None = Field(default=None, description="Docker container id.")
-    restarts: int | None = Field(default=None, description="Restarts so far.")
+    restarts: int | None = Field(
+        default=None,
+        description="Restarts since the container last ran 10 minutes without exiting (what "
+        "backoff.maxRetries counts).",
+    )
     lastExitCode: int | None = Field(default=None, description="Exit code of the last run.")
     nextRetryAt: str | None = Field(
         default=None,

@@ -241,6 +241,8 @@ async def monitor(
                 await stop  # going away: the finalizer handler removes the container
                 break
             observation, wake_in = await _look(body, memo, ref, restarts, stopped)
+            if observation is not None and observation.restarts is not None:
+                restarts = observation.restarts  # a long healthy run started the count anew
             event = await _next_event(queue, stop, wake_in)
             if event is not None:
                 if event.action == RESPEC:
@@ -296,7 +298,7 @@ async def _look(
             return None, None
         observation = observe(state, spec, restarts)
         memo.phases[ref.uid] = observation.phase
-        await write_runtime(body, memo, observation, restarts=restarts)
+        await write_runtime(body, memo, observation, restarts=observation.restarts or 0)
     if observation.restart_in is not None:
         return observation, observation.restart_in
     if observation.phase == "Failed" and spec.ttlSecondsAfterFailed is not None:

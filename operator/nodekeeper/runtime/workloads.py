@@ -102,6 +102,10 @@ class Observation:
     exit_code: int | None
     restart_in: float | None = None  # seconds until the next restart while backing off
     retry_at: float | None = None  # when that is (Unix time): the same on every look
+    restarts: int | None = None  # the restart count this observation counted with
+
+
+HEALTHY_RUN_SECONDS = 600.0  # a run this long starts the count anew, as the kubelet's backoff
 
 
 def observe(
@@ -111,6 +115,26 @@ def observe(
     *,
     rng: random.Random | None = None,
     now: float | None = None,
+) -> Observation:
+    """What status should say about ``state``, with ``restarts`` counted since the last run
+    that lasted HEALTHY_RUN_SECONDS: a service that crashes once a day never reaches
+    ``backoff.maxRetries`` for it (the Observation says which count it used)."""
+    current = time.time() if now is None else now
+    if restarts and state is not None and state.started_at:
+        started = exited_at(state.started_at, current)
+        if exited_at(state.finished_at, current) - started >= HEALTHY_RUN_SECONDS:
+            restarts = 0
+    seen = _observe(state, spec, restarts, rng=rng, now=current)
+    return dataclasses.replace(seen, restarts=restarts)
+
+
+def _observe(
+    state: ContainerState | None,
+    spec: WorkloadSpec,
+    restarts: int,
+    *,
+    rng: random.Random | None,
+    now: float,
 ) -> Observation:
     """What status should say about ``state``. While backing off, the delay is drawn once per
     container and restart (the jitter is seeded by both) and counted from the container's exit,
@@ -142,7 +166,7 @@ def observe(
             maximum=backoff.maxSeconds,
             rng=rng or random.Random(f"{state.id}:{restarts}"),
         )
-        current = time.time() if now is None else now
+        current = now
         retry_at = exited_at(state.finished_at, current) + delay
         return Observation(
             "Running",
