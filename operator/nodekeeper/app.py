@@ -109,6 +109,28 @@ def log_pipeline(
     return pipeline, store
 
 
+def pressure_parts(
+    settings: Settings, metrics: Metrics
+) -> tuple[PsiReader, PressureTracker, SelfProtection]:
+    """PSI, the thresholds that turn it into conditions, and the agent's own memory, their
+    metrics registered: what both the agent and ``--offline`` sample."""
+    psi = PsiReader(settings.proc_root / "pressure")
+    threshold = Threshold(
+        enter_ratio=settings.pressure_enter_ratio,
+        exit_ratio=settings.pressure_exit_ratio,
+        sustain_seconds=settings.pressure_sustain_seconds,
+    )
+    tracker = PressureTracker({"cpu": threshold, "memory": threshold, "io": threshold})
+    protection = SelfProtection(
+        CgroupReader(root=settings.cgroup_root, proc=settings.proc_root),
+        fallback_limit_bytes=settings.memory_limit_bytes or None,
+    )
+    metrics.registry.register(
+        PressureCollector(psi=psi.read_all, conditions=tracker.states, self_memory=protection.read)
+    )
+    return psi, tracker, protection
+
+
 def own_exclusions(settings: Settings) -> list[str]:
     """The user's exclude rules, plus the agent's own pod: reading its own log would feed the
     pipeline with its own output (the container id alone is not enough under cri-dockerd with
@@ -198,22 +220,7 @@ async def run(settings: Settings) -> int:
         )
 
         # Pressure: PSI into Node conditions, the admission gate, the agent's own memory.
-        psi = PsiReader(settings.proc_root / "pressure")
-        cgroups = CgroupReader(root=settings.cgroup_root, proc=settings.proc_root)
-        threshold = Threshold(
-            enter_ratio=settings.pressure_enter_ratio,
-            exit_ratio=settings.pressure_exit_ratio,
-            sustain_seconds=settings.pressure_sustain_seconds,
-        )
-        tracker = PressureTracker({"cpu": threshold, "memory": threshold, "io": threshold})
-        protection = SelfProtection(
-            cgroups, fallback_limit_bytes=settings.memory_limit_bytes or None
-        )
-        metrics.registry.register(
-            PressureCollector(
-                psi=psi.read_all, conditions=tracker.states, self_memory=protection.read
-            )
-        )
+        psi, tracker, protection = pressure_parts(settings, metrics)
         node_pressure = NodePressure(
             sampler=PressureSampler(
                 psi, tracker, interval_seconds=settings.pressure_sample_seconds
@@ -428,20 +435,7 @@ async def run_offline(settings: Settings) -> int:
         containers = None
     api_source = ContainerLogs(containers.client) if containers is not None else None
     pipeline, store = log_pipeline(settings, metrics, api_source)
-    psi = PsiReader(settings.proc_root / "pressure")
-    threshold = Threshold(
-        enter_ratio=settings.pressure_enter_ratio,
-        exit_ratio=settings.pressure_exit_ratio,
-        sustain_seconds=settings.pressure_sustain_seconds,
-    )
-    tracker = PressureTracker({"cpu": threshold, "memory": threshold, "io": threshold})
-    protection = SelfProtection(
-        CgroupReader(root=settings.cgroup_root, proc=settings.proc_root),
-        fallback_limit_bytes=settings.memory_limit_bytes or None,
-    )
-    metrics.registry.register(
-        PressureCollector(psi=psi.read_all, conditions=tracker.states, self_memory=protection.read)
-    )
+    psi, tracker, _ = pressure_parts(settings, metrics)
     sampler = PressureSampler(psi, tracker, interval_seconds=settings.pressure_sample_seconds)
 
     async def log_transitions(transitions: Sequence[Transition]) -> None:
