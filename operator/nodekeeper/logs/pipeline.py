@@ -363,7 +363,6 @@ class LogPipeline:
 
     # ------------------------------------------------------------------ reader
     async def _read(self) -> None:
-        limit = self._limits.queue_bytes
         while True:
             if not self._dirty:
                 self._wake.clear()
@@ -377,10 +376,11 @@ class LogPipeline:
             followed = self._followed.get(container_id)
             if followed is None:
                 continue
-            if self._queued_bytes >= limit:
-                await self._enqueue_room()
+            await self._enqueue_room()  # a full queue pauses reading, before memory grows
             follower = followed.follower
             try:
+                # Also here, not only on data events: a polled container gets none, and a long
+                # backlog is read in many chunks while Docker may rotate twice.
                 follower.refresh()
                 batch = follower.read(self._read_size(), self._clock())
             except OSError as e:
