@@ -175,15 +175,21 @@ class AgentProcess:
         return None
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = stop_gently(self.process)
         self._file.close()
-        return self.process.returncode
+        return code
+
+
+def stop_gently(process: "subprocess.Popen[bytes]") -> int:
+    """SIGTERM, then SIGKILL after 15 s; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ A metric that still has no series is reported by name with the expressions that 
 
 import json
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -25,7 +24,15 @@ import pytest
 import requests
 import yaml
 
-from e2e.tests.conftest import TEST_IMAGE, AgentProcess, Kubectl, free_port, wait_for, workload
+from e2e.tests.conftest import (
+    TEST_IMAGE,
+    AgentProcess,
+    Kubectl,
+    free_port,
+    stop_gently,
+    wait_for,
+    workload,
+)
 from observability import promql
 
 OWN_NODE = f"e2e-prometheus-{uuid.uuid4().hex[:6]}"
@@ -101,13 +108,7 @@ class Prometheus:
         return result
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_gently(self.process)
         self._file.close()
 
 
