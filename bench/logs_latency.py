@@ -32,11 +32,11 @@ from pathlib import Path
 import orjson
 import zstandard
 from offline_agent import (
-    DOCKER_CONTAINERS,
     DockerLoad,
     FileLoad,
     OfflineAgent,
     histogram_quantile,
+    load_arguments,
     note,
     percentile,
     window,
@@ -86,13 +86,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=100, help="lines per second per container")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--poll", type=float, default=0.02, help="store poll interval (s)")
-    parser.add_argument("--root", type=Path, default=DOCKER_CONTAINERS)
-    parser.add_argument(
-        "--writers",
-        choices=("docker", "files"),
-        default="docker",
-        help="real containers, or this script appending to fake containers' files",
-    )
+    load_arguments(parser)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="nk-latency-") as tmp:

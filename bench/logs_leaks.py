@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 
 from offline_agent import (
-    DOCKER_CONTAINERS,
     TEST_IMAGE,
     OfflineAgent,
     docker,
     docker_time,
     fake_container,
     inotify_watches,
+    load_arguments,
     note,
     open_fds,
     remove_prefixed,
@@ -104,13 +104,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="cycles running at once")
     parser.add_argument("--every", type=int, default=100, help="cycles between snapshots")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--root", type=Path, default=DOCKER_CONTAINERS)
-    parser.add_argument(
-        "--writers",
-        choices=("docker", "files"),
-        default="docker",
-        help="real containers, or fake container directories created and deleted by this script",
-    )
+    load_arguments(parser, "fake container directories created and deleted by this script")
     args = parser.parse_args()
 
     prefix = run_prefix("leaks")

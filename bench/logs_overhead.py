@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 from offline_agent import (
-    DOCKER_CONTAINERS,
     DockerLoad,
     FileLoad,
     OfflineAgent,
     cpu_seconds,
     lines_written,
+    load_arguments,
     note,
     rss_bytes,
 )
@@ -44,13 +44,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=300.0, help="duration of the load")
     parser.add_argument("--idle", type=float, default=30.0, help="idle measurement first (s)")
     parser.add_argument("--sample", type=float, default=10.0, help="RSS sample interval (s)")
-    parser.add_argument("--root", type=Path, default=DOCKER_CONTAINERS)
-    parser.add_argument(
-        "--writers",
-        choices=("docker", "files"),
-        default="docker",
-        help="real containers, or this script appending to fake containers' files",
-    )
+    load_arguments(parser)
     args = parser.parse_args()
 
     expected = lines_written(args.rate, args.seconds) * args.containers

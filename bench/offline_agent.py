@@ -7,6 +7,7 @@ benchmark itself. Docker containers used by the benchmarks are named with a per-
 removed in ``finally``; dockerd itself is never touched.
 """
 
+import argparse
 import contextlib
 import json
 import os
@@ -376,6 +377,20 @@ def remove_prefixed(prefix: str) -> None:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def load_arguments(
+    parser: argparse.ArgumentParser,
+    files: str = "this script appending to fake containers' files",
+) -> None:
+    """--root and --writers, which every benchmark with a container load takes."""
+    parser.add_argument("--root", type=Path, default=DOCKER_CONTAINERS)
+    parser.add_argument(
+        "--writers",
+        choices=("docker", "files"),
+        default="docker",
+        help=f"real containers, or {files}",
+    )
 
 
 def note(text: str) -> None:
