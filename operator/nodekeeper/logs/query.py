@@ -90,6 +90,18 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     return decoded
 
 
+def container_lines(store: Path | LogStore, container: str) -> list[StoredLine]:
+    """Every stored line of one container (id prefix or name), paging through the store."""
+    lines: list[StoredLine] = []
+    query = LogQuery(container=container, limit=MAX_LIMIT)
+    while True:
+        page = run_query(store, query)
+        lines.extend(page.lines)
+        if page.next_cursor is None:
+            return lines
+        query = dataclasses.replace(query, cursor=page.next_cursor)
+
+
 def run_query(store: Path | LogStore, query: LogQuery) -> QueryPage:
     """Lines of the store (a path, or the agent's open store) matching ``query``, one page."""
     path = store.path if isinstance(store, LogStore) else Path(store)

@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from nodekeeper.logs.pipeline import LogPipeline
-from nodekeeper.logs.query import MAX_LIMIT, LogQuery, run_query
+from nodekeeper.logs.query import container_lines
 from nodekeeper.runtime.logstream import ContainerLogs
 
 
@@ -32,14 +32,5 @@ class StoredLogs:
         drained = await self._pipeline.drain(container_id, self._drain_timeout)
         if not drained or not self._pipeline.following(container_id):
             return await self._fallback.read_bytes(container_id)
-        return await asyncio.to_thread(self._read, container_id)
-
-    def _read(self, container_id: str) -> bytes:
-        parts: list[str] = []
-        query = LogQuery(container=container_id, limit=MAX_LIMIT)
-        while True:
-            page = run_query(self._store_path, query)
-            parts.extend(line.log for line in page.lines)
-            if page.next_cursor is None:
-                return "".join(parts).encode()
-            query = LogQuery(container=container_id, limit=MAX_LIMIT, cursor=page.next_cursor)
+        lines = await asyncio.to_thread(container_lines, self._store_path, container_id)
+        return "".join(line.log for line in lines).encode()

@@ -22,7 +22,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from nodekeeper.logs.query import MAX_LIMIT, LogQuery, run_query
+from nodekeeper.logs.query import MAX_LIMIT, container_lines
 from nodekeeper.logs.records import Checkpoint, StoredLine
 from nodekeeper.logs.store import decode_checkpoint
 from tests.integration.conftest import TEST_IMAGE
@@ -182,14 +182,7 @@ def stored_lines(store: Path, container: str) -> list[StoredLine]:
     """Every stored line of one container (id prefix or name), paging with cursors."""
     if not store.exists():
         return []
-    found: list[StoredLine] = []
-    cursor: str | None = None
-    while True:
-        page = run_query(store, LogQuery(container=container, limit=MAX_LIMIT, cursor=cursor))
-        found.extend(page.lines)
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+    return container_lines(store, container)
 
 
 def cli_lines(state_dir: Path, container: str) -> list[dict[str, object]]:

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from nodekeeper.logs.metrics import LogMetrics, WorkloadLogCollector
 from nodekeeper.logs.pipeline import LogPipeline, PipelineLimits
-from nodekeeper.logs.query import MAX_LIMIT, LogQuery, run_query
+from nodekeeper.logs.query import container_lines
 from nodekeeper.logs.records import Batch, ContainerInfo
 from nodekeeper.logs.rules import LogRules
 from nodekeeper.logs.store import LogStore, StoreFullError
@@ -47,16 +47,7 @@ def container(
 
 
 def stored(store_path: Path, container_id: str) -> list[str]:
-    lines: list[str] = []
-    cursor = None
-    while True:
-        page = run_query(
-            store_path, LogQuery(container=container_id, limit=MAX_LIMIT, cursor=cursor)
-        )
-        lines.extend(line.log.rstrip("\n") for line in page.lines)
-        if page.next_cursor is None:
-            return lines
-        cursor = page.next_cursor
+    return [line.log.rstrip("\n") for line in container_lines(store_path, container_id)]
 
 
 async def eventually(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
