@@ -73,7 +73,9 @@ class NodePressure:
         await self.send()
         for transition in transitions:
             current = transition.current
-            level = logging.WARNING if current.status == "True" else logging.INFO
+            # Pressure, and not knowing (no PSI), are worth a look; only False is all clear.
+            calm = current.status == "False"
+            level = logging.INFO if calm else logging.WARNING
             logger.log(
                 level,
                 "node condition changed",
@@ -81,7 +83,7 @@ class NodePressure:
             )
             with contextlib.suppress(KubeError):
                 await self._events.post(
-                    type="Warning" if current.status == "True" else "Normal",
+                    type="Normal" if calm else "Warning",
                     reason=current.reason,
                     message=f"{current.type}={current.status}: {current.message}",
                 )
@@ -112,8 +114,10 @@ class NodePressure:
     async def run(self) -> None:
         """Sample, report and beat until cancelled."""
         self._open_triggers()
-        self._sampler.evaluate()
-        await self.send()
+        # The first sample moves every condition out of NotYetSampled: reported like any
+        # transition, with an Event each, as the kubelet posts NodeHasSufficientMemory & co.
+        # on every start.
+        await self.report(self._sampler.evaluate())
         heartbeat = asyncio.create_task(self._beat(), name="node heartbeat")
         try:
             await self._sampler.run(self.report, wakeups=self.triggers)
