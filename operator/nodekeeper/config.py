@@ -9,14 +9,21 @@ missing setting ends start-up with one line naming the setting and what it expec
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from nodekeeper.api.common import DNS_SUBDOMAIN_PATTERN
 
 ENV_PREFIX = "NODEKEEPER_"
+
+# What the JSON-valued settings hold, for the one line that rejects a value that is not JSON.
+JSON_SHAPES = {
+    "image_policy": 'a JSON object of namespace to a list of image patterns, e.g. {"*": ["*"]}',
+    "log_include": 'a JSON list of rules, e.g. ["namespace=prod-*"]',
+    "log_exclude": 'a JSON list of rules, e.g. ["namespace=kube-system"]',
+}
 
 
 class SettingsError(Exception):
@@ -68,7 +75,9 @@ class Settings(BaseSettings):
     docker_host: str = Field(
         default="unix:///var/run/docker.sock", description="Docker Engine API endpoint."
     )
-    image_policy: dict[str, list[str]] = Field(
+    # NoDecode: the environment's string reaches _from_json, like a flag's, instead of being
+    # JSON-decoded by pydantic-settings, whose error is a traceback.
+    image_policy: Annotated[dict[str, list[str]], NoDecode] = Field(
         default_factory=lambda: {"*": ["*"]},
         description="Images each namespace may run, as JSON: namespace (or *) to shell patterns, "
         'e.g. {"team-a": ["registry.example/team-a/*"], "*": []}.',
@@ -160,12 +169,12 @@ class Settings(BaseSettings):
         default=Path("/var/lib/docker/containers"),
         description="Where Docker keeps each container's config and json-file log.",
     )
-    log_include: list[str] = Field(
+    log_include: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Containers whose logs are kept, as JSON rules name=, image=, namespace= or "
         'label:KEY= with shell patterns, e.g. ["namespace=prod-*"]; empty: all.',
     )
-    log_exclude: list[str] = Field(
+    log_exclude: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Containers whose logs are skipped (same rules; wins over include). The "
         "agent's own container is always skipped.",
@@ -234,10 +243,14 @@ class Settings(BaseSettings):
 
     @field_validator("image_policy", "log_include", "log_exclude", mode="before")
     @classmethod
-    def _from_json(cls, value: object) -> object:
-        if isinstance(value, str):
-            return json.loads(value)  # a ValueError becomes a one-line SettingsError
-        return value
+    def _from_json(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as e:  # a ValueError becomes a one-line SettingsError
+            shape = JSON_SHAPES[info.field_name or ""]
+            raise ValueError(f"not JSON ({e.msg}): expected {shape}") from e
 
     @field_validator("node_name")
     @classmethod

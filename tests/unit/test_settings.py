@@ -2,11 +2,19 @@
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 
-from nodekeeper.config import SettingsError, load
+from nodekeeper.config import Settings, SettingsError, env_name, load
+
+# The settings given as JSON: a dict or list, in a flag or an environment variable alike.
+JSON_SETTINGS = [
+    name
+    for name, info in Settings.model_fields.items()
+    if typing.get_origin(info.annotation) in (dict, list)
+]
 
 
 def test_defaults_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,6 +62,36 @@ def test_an_invalid_setting_names_itself_and_what_it_expects(
     assert "\n" not in str(caught.value)
 
 
+def test_json_settings_are_found() -> None:
+    assert {"image_policy", "log_include", "log_exclude"} <= set(JSON_SETTINGS)
+
+
+@pytest.mark.parametrize("field", JSON_SETTINGS)
+@pytest.mark.parametrize("value", ["{bad", "nope"])
+def test_bad_json_in_the_environment_names_the_setting_and_its_shape(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: str
+) -> None:
+    monkeypatch.setenv(env_name(field), value)
+    with pytest.raises(SettingsError) as caught:
+        load()
+    message = str(caught.value)
+    assert message.startswith(f"setting {field} ({env_name(field)} or --")
+    assert "not JSON" in message
+    assert "expected a JSON " in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("field", JSON_SETTINGS)
+def test_json_in_the_environment_is_read_as_in_a_flag(
+    monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    value = '{"team-a": ["registry.example/*"]}' if field == "image_policy" else '["name=x"]'
+    monkeypatch.setenv(env_name(field), value)
+    from_env = getattr(load(), field)
+    monkeypatch.delenv(env_name(field))
+    assert from_env == getattr(load({field: value}), field)
+
+
 def nodekeeper(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nodekeeper.cli", *args],
@@ -70,6 +108,19 @@ def test_run_with_a_bad_setting_exits_2_with_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("nodekeeper: setting http_port")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("NODEKEEPER_IMAGE_POLICY", "{bad"), ("NODEKEEPER_LOG_EXCLUDE", "nope")],
+)
+def test_run_with_bad_json_in_the_environment_exits_2_with_one_line(
+    variable: str, value: str
+) -> None:
+    result = nodekeeper("run", "--node-name", "n1", env={variable: value})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"nodekeeper: setting {variable.lower()[11:]} ({variable} or")
 
 
 def test_run_without_a_node_exits_2_with_one_line() -> None:
