@@ -21,7 +21,7 @@ from nodekeeper.api import backuprun, workload
 from nodekeeper.backups.metrics import rebuild as rebuild_backup_metrics
 from nodekeeper.backups.services import BackupServices
 from nodekeeper.config import Settings
-from nodekeeper.handlers import garbage, operator
+from nodekeeper.handlers import garbage, operator, workload_usage
 from nodekeeper.handlers.backupruns import STATUS_FIELDS as BACKUPRUN_FIELDS
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.node_pressure import NodePressure
@@ -47,13 +47,14 @@ from nodekeeper.metrics import Metrics
 from nodekeeper.nodeid import node_id
 from nodekeeper.pressure.admission import AdmissionGate, AdmissionLimits
 from nodekeeper.pressure.cgroups import CgroupReader
-from nodekeeper.pressure.metrics import PressureCollector
+from nodekeeper.pressure.metrics import PressureCollector, WorkloadUsageCollector
 from nodekeeper.pressure.psi import PsiReader
 from nodekeeper.pressure.recorder import FlightRecorder
 from nodekeeper.pressure.sampler import PressureSampler
 from nodekeeper.pressure.selfprotect import ReadBudget, SelfProtection
 from nodekeeper.pressure.thresholds import PressureTracker, Threshold, Transition
 from nodekeeper.pressure.totals import TotalsReader
+from nodekeeper.pressure.usage import WorkloadUsage
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerError
 from nodekeeper.runtime.events import ContainerEvents
@@ -302,6 +303,17 @@ async def run(settings: Settings) -> int:
                 name="garbage collector",
             )
             background.append(garbage_task)
+        if settings.workloads_enabled:
+            usage = WorkloadUsage(CgroupReader(root=settings.cgroup_root, proc=settings.proc_root))
+            metrics.registry.register(WorkloadUsageCollector(usage.latest))
+            background.append(
+                asyncio.create_task(
+                    workload_usage.sampler(
+                        containers, usage, interval_seconds=settings.pressure_sample_seconds
+                    ),
+                    name="workload usage",
+                )
+            )
         readiness = Readiness(started=asyncio.Event())
         server = HttpServer(
             host=settings.http_host,

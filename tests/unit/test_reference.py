@@ -9,7 +9,7 @@ from nodekeeper.backups.outcomes import REASONS as BACKUP_REASONS
 from nodekeeper.config import Settings
 from nodekeeper.logs.metrics import LogMetrics, LogStateCollector, WorkloadLogCollector
 from nodekeeper.metrics import Metrics
-from nodekeeper.pressure.metrics import PressureCollector
+from nodekeeper.pressure.metrics import PressureCollector, WorkloadUsageCollector
 from nodekeeper.pressure.psi import PsiLine, PsiSample
 from nodekeeper.pressure.selfprotect import MemoryLevel, SelfMemory
 from nodekeeper.pressure.thresholds import REASONS as PRESSURE_REASONS
@@ -47,6 +47,7 @@ def test_every_metric_is_documented() -> None:
     LogMetrics(metrics.registry)
     metrics.registry.register(LogStateCollector(dict))
     metrics.registry.register(WorkloadLogCollector(dict))
+    metrics.registry.register(WorkloadUsageCollector(tuple))
     names = set()
     for family in metrics.registry.collect():
         # Info metrics are exposed with an _info suffix; counters with _total.

@@ -1,4 +1,5 @@
-"""Pressure as Prometheus metrics: PSI, the Node conditions and the agent's own memory.
+"""Pressure as Prometheus metrics: PSI, the Node conditions, the agent's own memory, and what
+each Workload container uses.
 
 A custom collector that reads fresh at scrape time (no stale series, no bookkeeping), registered
 into the agent's one registry by the wiring.
@@ -13,6 +14,7 @@ from prometheus_client.registry import Collector
 from nodekeeper.pressure.psi import PsiSample
 from nodekeeper.pressure.selfprotect import SelfMemory
 from nodekeeper.pressure.thresholds import ConditionState
+from nodekeeper.pressure.usage import ContainerUsage
 
 CONDITION_STATUSES = ("True", "False", "Unknown")
 
@@ -81,3 +83,66 @@ class PressureCollector(Collector):
         )
         level.add_metric([], int(memory.level))
         yield level
+
+
+class WorkloadUsageCollector(Collector):
+    """Each running Workload container's cgroup figures, from the last sample (pressure/usage)."""
+
+    def __init__(self, latest: Callable[[], Iterable[ContainerUsage]]) -> None:
+        self._latest = latest
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["namespace", "workload"]
+        working_set = GaugeMetricFamily(
+            "nodekeeper_workload_memory_working_set_bytes",
+            "A Workload container's memory in use minus inactive file pages (as the kubelet "
+            "counts it), from its cgroup.",
+            labels=labels,
+        )
+        limit = GaugeMetricFamily(
+            "nodekeeper_workload_memory_limit_bytes",
+            "A Workload container's cgroup memory limit; absent when unlimited.",
+            labels=labels,
+        )
+        oom_kills = CounterMetricFamily(
+            "nodekeeper_workload_oom_kills",
+            "Processes the OOM killer killed in a Workload's container (starts at 0 with each "
+            "new container).",
+            labels=labels,
+        )
+        throttled = CounterMetricFamily(
+            "nodekeeper_workload_cpu_throttled_seconds",
+            "Time a Workload container was throttled by its CPU quota.",
+            labels=labels,
+        )
+        quota = GaugeMetricFamily(
+            "nodekeeper_workload_cpu_quota_cores",
+            "A Workload container's CPU quota in cores; absent when it has none.",
+            labels=labels,
+        )
+        psi = GaugeMetricFamily(
+            "nodekeeper_workload_psi_ratio",
+            "A Workload container's PSI avg10 as a ratio (0-1), where its cgroup reports PSI.",
+            labels=[*labels, "resource", "line"],
+        )
+        for usage in self._latest():
+            key = [usage.workload.namespace, usage.workload.name]
+            stats = usage.stats
+            used = stats.memory_working_set_bytes
+            if used is None:
+                used = stats.memory_current_bytes
+            if used is not None:
+                working_set.add_metric(key, used)
+            if stats.memory_limit_bytes is not None:
+                limit.add_metric(key, stats.memory_limit_bytes)
+            if stats.oom_kill_events is not None:
+                oom_kills.add_metric(key, stats.oom_kill_events)
+            if stats.throttled_seconds is not None:
+                throttled.add_metric(key, stats.throttled_seconds)
+            if stats.cpu_quota_cores is not None:
+                quota.add_metric(key, stats.cpu_quota_cores)
+            for resource, sample in sorted(stats.psi.items()):
+                psi.add_metric([*key, resource, "some"], sample.some.avg10)
+                if sample.full is not None:
+                    psi.add_metric([*key, resource, "full"], sample.full.avg10)
+        yield from (working_set, limit, oom_kills, throttled, quota, psi)

@@ -182,6 +182,17 @@ class Containers:
         )
         return _state(attrs)
 
+    async def running_with(self, label: str) -> dict[str, Mapping[str, str]]:
+        """Running containers that carry ``label`` (any value): id -> labels. One listing call,
+        no inspection: cheap enough for periodic sampling."""
+        filters = {"label": [label], "status": ["running"]}
+
+        def listing() -> dict[str, Mapping[str, str]]:
+            found = self._client.api.containers(filters=filters)
+            return {str(summary["Id"]): dict(summary.get("Labels") or {}) for summary in found}
+
+        return await asyncio.to_thread(calling, "listing running containers", listing)
+
     async def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
         """Containers (running or not) carrying all of ``labels``."""
         filters = {"label": [f"{key}={value}" for key, value in labels.items()]}

@@ -1,0 +1,33 @@
+"""Every sampling interval: which Workload containers run, and what their cgroups say.
+
+One Docker listing (running containers with the Workload label) and the cgroup reads, both in a
+thread; the result is what ``nodekeeper_workload_*`` metrics export until the next sample. A
+failed listing is logged and retried next interval; the last sample stays.
+"""
+
+import asyncio
+import logging
+
+from nodekeeper.pressure.usage import WorkloadUsage, workload_containers
+from nodekeeper.runtime.containers import Containers
+from nodekeeper.runtime.errors import DockerError
+from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
+
+logger = logging.getLogger(__name__)
+
+
+async def sample_once(containers: Containers, usage: WorkloadUsage) -> int:
+    """Sample now; returns how many containers were read."""
+    running = await containers.running_with(LABEL_UID)
+    pairs = workload_containers(running, namespace_label=LABEL_NAMESPACE, name_label=LABEL_NAME)
+    return len(await asyncio.to_thread(usage.sample, pairs))
+
+
+async def sampler(containers: Containers, usage: WorkloadUsage, *, interval_seconds: float) -> None:
+    """Sample every ``interval_seconds`` until cancelled."""
+    while True:
+        try:
+            await sample_once(containers, usage)
+        except DockerError as e:
+            logger.warning("workload usage not sampled; retrying", extra={"error": str(e)})
+        await asyncio.sleep(interval_seconds)
