@@ -22,7 +22,7 @@ from typing import Any
 class Snapshot:
     time: float  # Unix seconds
     queue_depths: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    lag_seconds: float | None = None
+    lag_bytes: int | None = None  # written by Docker, not yet stored (the log pipeline)
     memory_bytes: int | None = None
     tasks: int | None = None
     pressure: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -31,7 +31,7 @@ class Snapshot:
         return {
             "time": self.time,
             "queue_depths": dict(self.queue_depths),
-            "lag_seconds": self.lag_seconds,
+            "lag_bytes": self.lag_bytes,
             "memory_bytes": self.memory_bytes,
             "tasks": self.tasks,
             "pressure": dict(self.pressure),

@@ -31,7 +31,7 @@ def test_a_dump_is_a_json_crash_report_named_by_utc_time(tmp_path: Path) -> None
         Snapshot(
             time=1.0,
             queue_depths={"logs": 12, "status": 0},
-            lag_seconds=0.25,
+            lag_bytes=4096,
             memory_bytes=200 * 2**20,
             tasks=17,
             pressure={"NodekeeperCPUPressure": "True"},
@@ -50,7 +50,7 @@ def test_a_dump_is_a_json_crash_report_named_by_utc_time(tmp_path: Path) -> None
         {
             "time": 1.0,
             "queue_depths": {"logs": 12, "status": 0},
-            "lag_seconds": 0.25,
+            "lag_bytes": 4096,
             "memory_bytes": 200 * 2**20,
             "tasks": 17,
             "pressure": {"NodekeeperCPUPressure": "True"},
