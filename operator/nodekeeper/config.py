@@ -262,13 +262,21 @@ class Settings(BaseSettings):
     def require_node(self) -> None:
         if not self.node_name:
             raise SettingsError(
-                "setting node_name is missing: set NODE_NAME (the chart does, from "
-                "spec.nodeName) or pass --node-name"
+                "setting node_name is missing: the chart sets NODE_NAME from spec.nodeName; "
+                f"by hand set {' or '.join(env_names('node_name'))} or pass --node-name"
             )
 
 
 def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
+
+
+def env_names(field: str) -> list[str]:
+    """Every environment variable ``field`` is read from, the one that wins first."""
+    aliases = Settings.model_fields[field].validation_alias
+    if isinstance(aliases, AliasChoices):
+        return [name for name in aliases.choices if isinstance(name, str) and name.isupper()]
+    return [env_name(field)]
 
 
 def flag_name(field: str) -> str:
@@ -290,10 +298,8 @@ def describe(error: ValidationError) -> str:
     field = _field_of(str(first["loc"][0])) if first["loc"] else "?"
     got = first.get("input")
     expected = first["msg"]
-    return (
-        f"setting {field} ({env_name(field)} or {flag_name(field)}) is invalid: "
-        f"{expected}; got {got!r}"
-    )
+    where = ", ".join(env_names(field)) if field in Settings.model_fields else env_name(field)
+    return f"setting {field} ({where} or {flag_name(field)}) is invalid: {expected}; got {got!r}"
 
 
 def _field_of(location: str) -> str:

@@ -1,11 +1,13 @@
 """Settings come from flags, then the environment, then defaults; bad ones get one clear line."""
 
+import re
 import subprocess
 import sys
 import typing
 from pathlib import Path
 
 import pytest
+from pydantic import AliasChoices
 
 from nodekeeper.config import Settings, SettingsError, env_name, load
 
@@ -37,11 +39,41 @@ def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert load({"http_port": "9100"}).http_port == 9100
 
 
-def test_a_missing_node_name_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def aliased_variables(field: str) -> list[str]:
+    """The environment variables pydantic reads ``field`` from, besides NODEKEEPER_<NAME>."""
+    aliases = Settings.model_fields[field].validation_alias
+    if not isinstance(aliases, AliasChoices):
+        return []
+    return [name for name in aliases.choices if isinstance(name, str) and name.isupper()]
+
+
+ALIASED = [name for name in Settings.model_fields if aliased_variables(name)]
+
+
+def test_the_variables_the_chart_sets_are_aliases() -> None:
+    assert {"node_name", "pod_name", "kubeconfig"} <= set(ALIASED)
+    assert "NODE_NAME" in aliased_variables("node_name")
+
+
+def test_a_missing_node_name_names_every_variable_it_is_read_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("NODE_NAME", raising=False)
     monkeypatch.delenv("NODEKEEPER_NODE_NAME", raising=False)
-    with pytest.raises(SettingsError, match=r"set NODE_NAME .* or pass --node-name"):
+    with pytest.raises(SettingsError) as caught:
         load().require_node()
+    message = str(caught.value)
+    assert set(aliased_variables("node_name")) <= set(re.findall(r"\b[A-Z_]+\b", message))
+    assert message.endswith("or pass --node-name")
+
+
+@pytest.mark.parametrize("field", ALIASED)
+def test_an_invalid_setting_names_every_variable_it_is_read_from(field: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load({field: 5})
+    where = re.search(r"\((.*) or --", str(caught.value))
+    assert where is not None
+    assert where[1].split(", ") == aliased_variables(field)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +81,10 @@ def test_a_missing_node_name_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch)
     [
         ({"http_port": "eighty"}, "http_port (NODEKEEPER_HTTP_PORT or --http-port) is invalid"),
         ({"http_port": "70000"}, "less than or equal to 65535"),
-        ({"node_name": "Node_1"}, "node_name (NODEKEEPER_NODE_NAME or --node-name) is invalid"),
+        (
+            {"node_name": "Node_1"},
+            "node_name (NODEKEEPER_NODE_NAME, NODE_NAME or --node-name) is invalid",
+        ),
         ({"log_format": "xml"}, "'json' or 'text'"),
     ],
 )
