@@ -120,4 +120,6 @@ GAUGES = {
     "store_bytes": "Size of the log store on disk (logs.db with its WAL and shared memory).",
     "store_paused": "1 while the store refuses writes (disk full) and reading is paused.",
     "polled_containers": "Containers polled instead of watched with inotify.",
+    "read_chunk_bytes": "Bytes one log read may take now: log_read_chunk_bytes, smaller while "
+    "the agent's memory is past 85 % of its limit (self-protection).",
 }

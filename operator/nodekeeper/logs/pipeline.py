@@ -135,7 +135,22 @@ class LogPipeline:
                 for waiter in waiters:
                     waiter.cancel()
 
+    async def _root_exists(self) -> None:
+        """Wait for Docker's containers folder: on a node where Docker is not installed yet, or
+        uses another data-root than configured, the agent waits and says so, as Fluent Bit's
+        tail does for a missing path, rather than dying and restarting in a loop."""
+        if self._root.is_dir():
+            return
+        logger.warning(
+            "the log containers folder does not exist; waiting for it (log_containers_dir)",
+            extra={"root": str(self._root)},
+        )
+        while not self._root.is_dir():  # noqa: ASYNC110 (a folder appearing has no event to await)
+            await asyncio.sleep(self._limits.poll_seconds)
+        logger.info("the log containers folder appeared", extra={"root": str(self._root)})
+
     async def _start(self) -> None:
+        await self._root_exists()
         self._watcher = Watcher(self._root, max_watches=self._limits.max_watches)
         checkpoints = await asyncio.to_thread(self._store.checkpoints)
         found = await asyncio.to_thread(self._catalog.scan)
@@ -651,6 +666,7 @@ class LogPipeline:
             "store_bytes": self._store_bytes,
             "store_paused": 1.0 if self._paused else 0.0,
             "polled_containers": len(watcher.polled()) if watcher is not None else 0,
+            "read_chunk_bytes": self._read_size(),
         }
 
 

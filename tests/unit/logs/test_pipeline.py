@@ -125,6 +125,24 @@ async def test_lines_written_before_and_after_start_are_stored_once_in_order(
         await agent.stop()
 
 
+async def test_a_missing_containers_folder_is_waited_for_not_fatal(tmp_path: Path) -> None:
+    root = tmp_path / "docker-not-installed-yet"
+    agent = Running(root, tmp_path / "state")
+    task = asyncio.create_task(agent.pipeline.run())
+    try:
+        await asyncio.sleep(0.2)  # several poll intervals
+        assert not task.done()
+        assert not agent.pipeline.started.is_set()
+        root.mkdir()
+        await asyncio.wait_for(agent.pipeline.started.wait(), 10)
+        docker = container(root, 9)
+        docker.lines(10)
+        await eventually(lambda: len(stored(agent.path, docker.id)) == 10, "stored")
+    finally:
+        agent.task = task
+        await agent.stop()
+
+
 async def test_rotation_while_running_loses_nothing(running: Running, root: Path) -> None:
     docker = container(root, 3, max_size=20_000, max_files=3)
     for _ in range(30):
