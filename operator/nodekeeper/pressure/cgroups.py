@@ -12,19 +12,24 @@ Absent files are normal (a v1 host has no ``memory.events``, the v2 root has no
 ``memory.max``, a container's cgroup vanishes when it exits): the field is ``None``, its name is
 in :attr:`CgroupStats.unknown`, a warning is logged once per file and scope, and nothing raises.
 ``memory_limit_bytes is None`` with ``"memory_limit_bytes" not in unknown`` means *unlimited*.
-Malformed content raises ``ValueError`` naming the file, like :mod:`nodekeeper.pressure.psi`.
+Malformed content (garbage, a truncated line, a word where a number belongs) is treated like an
+absent file: the fields it holds are unknown, one warning per file names it and what was wrong,
+and every such read is counted in :attr:`CgroupReader.malformed`; nothing raises.
 """
 
 import dataclasses
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from nodekeeper.pressure.absence import AbsenceLog
 from nodekeeper.pressure.psi import RESOURCES, PsiSample, Resource, parse_psi
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Layout = Literal["v1", "v2", "hybrid", "none"]
 Scope = Literal["node", "container", "agent"]
@@ -119,6 +124,11 @@ class CgroupReader:
     def layout(self) -> Layout:
         return self.hierarchy.layout
 
+    @property
+    def malformed(self) -> dict[str, int]:
+        """Reads that found a file they could not parse, by source (``cgroup``): for a metric."""
+        return {"cgroup": self._absence.malformed_reads}
+
     def node(self) -> Cgroup:
         return self._at("/", scope="node", is_root=True)
 
@@ -133,22 +143,21 @@ class CgroupReader:
     def agent(self) -> Cgroup:
         """This process's cgroup, from ``<proc>/self/cgroup``; the root when it is unreadable."""
         source = self.proc / "self" / "cgroup"
+        key = ("agent", "cgroup")
         try:
             text = source.read_text()
         except OSError as e:
-            self._absence.missing(("agent", "cgroup"), source, what="own cgroup", error=e)
+            self._absence.missing(key, source, what="own cgroup", error=e)
             return self._at("/", scope="agent", is_root=True)
-        v1: dict[str, str] = {}
-        v2: str | None = None
-        for line in text.splitlines():
-            parts = line.split(":", 2)
-            if len(parts) != 3:
-                raise ValueError(f"{source}: {line!r} is not hierarchy:controllers:path")
-            _, names, path = parts
-            if names == "":
-                v2 = path
-            for name in names.split(","):
-                v1.setdefault(name, path)
+        except ValueError as e:  # UnicodeDecodeError
+            self._absence.malformed(key, source, what="own cgroup", problem=f"not text: {e}")
+            return self._at("/", scope="agent", is_root=True)
+        try:
+            v1, v2 = _parse_proc_cgroup(text, source)
+        except ValueError as e:
+            self._absence.malformed(key, source, what="own cgroup", problem=str(e))
+            return self._at("/", scope="agent", is_root=True)
+        self._absence.present(key, source, what="own cgroup")
         return self._own(v1, v2)
 
     def _own(self, v1: Mapping[str, str], v2: str | None) -> Cgroup:
@@ -201,9 +210,10 @@ class CgroupReader:
         psi: dict[Resource, PsiSample] = {}
         if cgroup.pressure is not None:
             for resource in RESOURCES:
-                text = files.text(cgroup.pressure / f"{resource}.pressure")
-                if text is not None:
-                    psi[resource] = parse_psi(text, source=cgroup.pressure / f"{resource}.pressure")
+                path = cgroup.pressure / f"{resource}.pressure"
+                sample = files.parse((), path, functools.partial(parse_psi, source=path))
+                if sample is not None:
+                    psi[resource] = sample
         return dataclasses.replace(stats, psi=psi, unknown=frozenset(files.unknown))
 
 
@@ -216,53 +226,70 @@ def _dirs(cgroup: Cgroup) -> tuple[Path | None, ...]:
 
 
 class _Files:
-    """Reads one cgroup's files, noting what is missing; warns once per scope and file name."""
+    """Reads one cgroup's files, noting what is unknown and warning once about each problem."""
 
     def __init__(self, absence: AbsenceLog, cgroup: Cgroup) -> None:
         self._absence = absence
         self._cgroup = cgroup
         self.unknown: set[str] = set()
 
-    def text(self, path: Path) -> str | None:
+    def parse(
+        self, fields: tuple[str, ...], path: Path | None, parse: Callable[[str], T]
+    ) -> T | None:
+        """``parse`` of the file's text; ``None`` with ``fields`` unknown when the file is
+        absent, unreadable or malformed (each logged once, malformed reads counted)."""
+        if path is None:
+            self.unknown.update(fields)
+            return None
+        # Absence is said once per scope and file name (a host without memory.events lacks it
+        # in every container); malformed content once per file, which may be one container's.
         key = (self._cgroup.scope, path.name)
+        what = f"cgroup file {path.name}"
         try:
             text = path.read_text()
         except OSError as e:
+            self.unknown.update(fields)
             # The v2 root lacks memory.max and friends by design, and a container's directory
             # vanishes when it exits: neither is worth a warning.
             if self._cgroup.is_root or not path.parent.is_dir():
                 logger.debug("cgroup file unreadable", extra={"path": str(path)})
             else:
-                self._absence.missing(key, path, what=f"cgroup file {path.name}", error=e)
+                self._absence.missing(key, path, what=what, error=e)
             return None
-        self._absence.present(key, path, what=f"cgroup file {path.name}")
-        return text
+        except ValueError as e:  # UnicodeDecodeError: bytes that are not text at all
+            self.unknown.update(fields)
+            self._absence.malformed(path, path, what=what, problem=f"not text: {e}")
+            return None
+        try:
+            value = parse(text)
+        except ValueError as e:
+            self.unknown.update(fields)
+            self._absence.malformed(path, path, what=what, problem=str(e))
+            return None
+        self._absence.present(key, path, what=what)
+        self._absence.present(path, path, what=what)
+        return value
 
     def integer(self, field: str, path: Path | None) -> int | None:
-        text = self.text(path) if path is not None else None
-        if text is None:
-            self.unknown.add(field)
-            return None
-        return _int(text.strip(), path)
+        return self.parse((field,), path, lambda text: _int(text.strip(), path))
 
     def keyed(self, fields: tuple[str, ...], path: Path | None) -> dict[str, int] | None:
-        text = self.text(path) if path is not None else None
-        if text is None:
-            self.unknown.update(fields)
-            return None
-        assert path is not None
-        values: dict[str, int] = {}
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key:
-                values[key] = _int(value.strip(), path)
-        return values
+        return self.parse(fields, path, lambda text: _keyed(text, path))
 
     def pick(self, field: str, values: Mapping[str, int] | None, key: str) -> int | None:
         if values is None or key not in values:
             self.unknown.add(field)
             return None
         return values[key]
+
+
+def _keyed(text: str, path: Path | None) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key:
+            values[key] = _int(value.strip(), path)
+    return values
 
 
 def _int(text: str, path: Path | None) -> int:
@@ -272,23 +299,31 @@ def _int(text: str, path: Path | None) -> int:
         raise ValueError(f"{path}: expected an integer, got {text[:40]!r}") from e
 
 
+def _parse_proc_cgroup(text: str, source: Path) -> tuple[dict[str, str], str | None]:
+    """``/proc/<pid>/cgroup``: v1 controller -> path, and the v2 path (the ``0::`` line)."""
+    v1: dict[str, str] = {}
+    v2: str | None = None
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            raise ValueError(f"{source}: {line[:80]!r} is not hierarchy:controllers:path")
+        _, names, path = parts
+        if names == "":
+            v2 = path
+        for name in names.split(","):
+            v1.setdefault(name, path)
+    return v1, v2
+
+
 def _read_v2(files: _Files, cgroup: Cgroup) -> CgroupStats:
     memory, cpu = cgroup.memory, cgroup.cpu
     current = files.integer("memory_current_bytes", _in(memory, "memory.current"))
-    limit: int | None = None
-    limit_text = files.text(memory / "memory.max") if memory is not None else None
-    if limit_text is None:
-        files.unknown.add("memory_limit_bytes")
-    elif limit_text.strip() != "max":
-        limit = _int(limit_text.strip(), _in(memory, "memory.max"))
+    limit_path = _in(memory, "memory.max")
+    limit = files.parse(("memory_limit_bytes",), limit_path, lambda t: _v2_max(t, limit_path))
     events = files.keyed(("oom_events", "oom_kill_events"), _in(memory, "memory.events"))
     stat = files.keyed(("memory_working_set_bytes",), _in(memory, "memory.stat"))
-    quota: float | None = None
-    quota_text = files.text(cpu / "cpu.max") if cpu is not None else None
-    if quota_text is None:
-        files.unknown.add("cpu_quota_cores")
-    else:
-        quota = _v2_quota(quota_text, _in(cpu, "cpu.max"))
+    quota_path = _in(cpu, "cpu.max")
+    quota = files.parse(("cpu_quota_cores",), quota_path, lambda t: _v2_quota(t, quota_path))
     cpu_stat = files.keyed(("throttled_periods", "throttled_seconds"), _in(cpu, "cpu.stat"))
     throttled_us = files.pick("throttled_seconds", cpu_stat, "throttled_usec")
     return CgroupStats(
@@ -339,11 +374,20 @@ def _in(directory: Path | None, name: str) -> Path | None:
     return directory / name if directory is not None else None
 
 
+def _v2_max(text: str, path: Path | None) -> int | None:
+    """``memory.max``: bytes, or ``max`` (``None``: unlimited)."""
+    value = text.strip()
+    return None if value == "max" else _int(value, path)
+
+
 def _v2_quota(text: str, path: Path | None) -> float | None:
+    """``cpu.max``: ``$MAX $PERIOD`` in microseconds, ``max`` for no quota (``None``)."""
     quota, _, period = text.strip().partition(" ")
     if quota == "max":
         return None
     period_us = _int(period, path) if period else 100_000
+    if period_us <= 0:
+        raise ValueError(f"{path}: period {period_us} is not positive")
     return _int(quota, path) / period_us
 
 

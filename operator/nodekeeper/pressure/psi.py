@@ -10,7 +10,9 @@ whole node and by ``<cgroup v2>/{cpu,memory,io}.pressure`` for one cgroup::
 
 The file gives percentages and microseconds; :class:`PsiLine` holds ratios (0..1) and seconds,
 so thresholds and metrics use base units. A kernel built without PSI, or booted with ``psi=0``,
-has no such files: :class:`PsiReader` then answers ``None`` and says so once in the log.
+has no such files: :class:`PsiReader` then answers ``None`` and says so once in the log. A file
+it cannot parse is answered the same way (``None``, one warning naming the file and what was
+wrong), and counted in :attr:`PsiReader.malformed`: bad input never stops the sampler.
 """
 
 import dataclasses
@@ -91,15 +93,24 @@ def _parse_line(rest: str, *, source: str | Path, number: int) -> PsiLine:
 
 
 def read_psi_file(path: Path, absence: AbsenceLog, *, what: str) -> PsiSample | None:
-    """One pressure file, or ``None`` when it cannot be read (logged once per ``what``)."""
+    """One pressure file, or ``None`` when it cannot be read or parsed (logged once per
+    ``what``, each malformed read counted by ``absence``)."""
     try:
         text = path.read_text()
     except OSError as e:
         # ENOENT: no PSI in this kernel; EOPNOTSUPP: cgroup files of a kernel booted psi=0.
         absence.missing(what, path, what=what, error=e)
         return None
+    except ValueError as e:  # UnicodeDecodeError: bytes that are not text at all
+        absence.malformed(what, path, what=what, problem=f"not text: {e}")
+        return None
+    try:
+        sample = parse_psi(text, source=path)
+    except ValueError as e:
+        absence.malformed(what, path, what=what, problem=str(e))
+        return None
     absence.present(what, path, what=what)
-    return parse_psi(text, source=path)
+    return sample
 
 
 class PsiReader:
@@ -112,8 +123,13 @@ class PsiReader:
     def path(self, resource: Resource) -> Path:
         return self.root / resource
 
+    @property
+    def malformed(self) -> dict[str, int]:
+        """Reads that found a file they could not parse, by source (``psi``): for a metric."""
+        return {"psi": self._absence.malformed_reads}
+
     def read(self, resource: Resource) -> PsiSample | None:
-        """The resource's PSI now; ``None`` on a kernel without PSI. Malformed: ValueError."""
+        """The resource's PSI now; ``None`` on a kernel without PSI or a malformed file."""
         return read_psi_file(self.path(resource), self._absence, what=f"PSI for {resource}")
 
     def read_all(self) -> dict[Resource, PsiSample | None]:

@@ -6,6 +6,9 @@
 - ``proc-v2/``: the agent in cgroup v2 ``/kubepods/pod-agent/agent``.
 - ``cgroup-v1/``, ``cgroup-v2/``, ``cgroup-hybrid/``: the three layouts, each with the node,
   container :data:`CONTAINER_ID` (cgroupfs driver, or systemd's scope on v2) and the agent.
+- ``proc-malformed/``, ``cgroup-v2-malformed/``: garbage where figures belong (text that is not
+  PSI, truncated lines, words for numbers, a zero period, bytes that are not text), and a
+  ``self/cgroup`` with a line that is not ``hierarchy:controllers:path``.
 """
 
 from pathlib import Path

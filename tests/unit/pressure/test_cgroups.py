@@ -204,11 +204,74 @@ class TestMissingFiles:
         assert stats.throttled_periods is None
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
-    def test_malformed_content_names_the_file(self, tmp_path: Path) -> None:
+
+class TestMalformedFiles:
+    """Garbage where figures belong is unknown, said once per file and counted; never raised."""
+
+    def test_each_malformed_file_makes_its_own_figures_unknown(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        cgroups = reader("v2-malformed")
+        container = cgroups.container(CONTAINER_ID)
+        assert container is not None
+
+        with caplog.at_level(logging.INFO, logger="nodekeeper.pressure"):
+            first = cgroups.read(container)
+            second = cgroups.read(container)
+
+        assert first == second
+        assert first.unknown == {
+            "memory_current_bytes",  # garbage text
+            "memory_limit_bytes",  # truncated to nothing
+            "oom_events",  # truncated line
+            "oom_kill_events",
+            "memory_working_set_bytes",  # a word for a number
+            "cpu_quota_cores",  # a zero period
+        }
+        assert first.memory_limited is None  # unknown, not "unlimited"
+        assert (first.throttled_periods, first.throttled_seconds) == (12, 3.5)  # cpu.stat is fine
+        assert set(first.psi) == {"memory"}  # cpu.pressure truncated, io.pressure binary
+        reasons = {
+            r.__dict__["what"].removeprefix("cgroup file "): r.__dict__["reason"]
+            for r in caplog.records
+        }
+        assert [r.levelno for r in caplog.records] == [logging.WARNING] * 7  # once per file
+        assert reasons["memory.current"] == "expected an integer, got 'lots of memory'"
+        assert reasons["memory.max"] == "expected an integer, got ''"
+        assert reasons["memory.stat"] == "expected an integer, got 'NaN'"
+        assert reasons["cpu.max"] == "period 0 is not positive"
+        assert "lacks avg300=" in reasons["cpu.pressure"]
+        assert "can't decode" in reasons["io.pressure"]
+        assert cgroups.malformed == {"cgroup": 14}  # every read counted
+
+    def test_a_mended_file_is_read_again_and_said_once(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
         root = tmp_path / "cgroup"
         shutil.copytree(FIXTURES / "cgroup-v1", root)
         (root / "memory" / "memory.limit_in_bytes").write_text("lots\n")
         cgroups = CgroupReader(root=root, proc=FIXTURES / "proc")
 
-        with pytest.raises(ValueError, match=r"memory\.limit_in_bytes: expected an integer"):
-            cgroups.read(cgroups.node())
+        with caplog.at_level(logging.INFO, logger="nodekeeper.pressure"):
+            assert cgroups.read(cgroups.node()).memory_limited is None
+            (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+            assert cgroups.read(cgroups.node()).memory_limited is False
+
+        assert [r.levelname for r in caplog.records] == ["WARNING", "INFO"]
+        assert (
+            caplog.records[0]
+            .getMessage()
+            .startswith("cgroup file memory.limit_in_bytes malformed: ")
+        )
+        assert cgroups.malformed == {"cgroup": 1}
+
+    def test_a_malformed_own_cgroup_line_falls_back_to_the_root(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        cgroups = reader("v2-malformed", proc="proc-malformed")
+
+        agent = cgroups.agent()
+
+        assert agent.is_root
+        assert "'not a cgroup line' is not hierarchy:controllers:path" in caplog.text
+        assert cgroups.malformed == {"cgroup": 1}

@@ -32,6 +32,15 @@ def test_the_limit_comes_from_the_agents_own_cgroup() -> None:
     assert memory.level is MemoryLevel.SLOW
 
 
+def test_a_malformed_limit_falls_back_to_the_setting_instead_of_raising() -> None:
+    cgroups = CgroupReader(root=FIXTURES / "cgroup-v2-malformed", proc=FIXTURES / "proc-v2")
+    memory = SelfProtection(cgroups, fallback_limit_bytes=1024 * MiB, rss=lambda: 512 * MiB).read()
+
+    assert (memory.limit_bytes, memory.limit_source) == (1024 * MiB, "setting")
+    assert memory.level is MemoryLevel.NORMAL
+    assert cgroups.malformed == {"cgroup": 1}
+
+
 def test_v1_usage_is_the_working_set() -> None:
     cgroups = CgroupReader(root=FIXTURES / "cgroup-v1", proc=FIXTURES / "proc-without-psi")
     memory = SelfProtection(cgroups).read()
