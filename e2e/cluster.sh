@@ -295,13 +295,27 @@ EOF
 ready_line() { echo "cluster ready: export KUBECONFIG=$KUBECONFIG_PATH"; }
 
 STARTING=0
+INTERRUPTED=""
 on_exit() {
   local rc=$?
   if [[ $rc != 0 && $STARTING == 1 ]]; then
-    [[ -n "$FAILED_MSG" ]] || echo "cluster.sh: up failed (exit $rc) at line ${ERR_LINE:-?}: see logs in $LOGS" >&2
+    # A second Ctrl+C must not leave the components half stopped: teardown runs to its end.
+    trap '' INT TERM HUP
+    if [[ -n "$INTERRUPTED" ]]; then
+      echo "cluster.sh: up interrupted by SIG$INTERRUPTED" >&2
+    elif [[ -z "$FAILED_MSG" ]]; then
+      echo "cluster.sh: up failed (exit $rc) at line ${ERR_LINE:-?}: see logs in $LOGS" >&2
+    fi
     teardown >/dev/null 2>&1 || true
     echo "cluster.sh: half-started cluster torn down" >&2
   fi
+}
+
+# Without these a signal ends the shell with $? of the last command (often 0) in the EXIT trap,
+# so nothing is torn down, and the components (started with setsid) never get the signal.
+on_signal() { # name number
+  INTERRUPTED="$1"
+  exit $((128 + $2))
 }
 
 cmd_up() {
@@ -333,6 +347,9 @@ cmd_up() {
   check_ports
   trap 'ERR_LINE=$LINENO' ERR
   trap on_exit EXIT
+  trap 'on_signal INT 2' INT
+  trap 'on_signal TERM 15' TERM
+  trap 'on_signal HUP 1' HUP
   STARTING=1
 
   ensure_pki
@@ -377,7 +394,7 @@ cmd_up() {
   register_node
   wait_until "the default service account" "$READY_TIMEOUT" default_sa_exists
   STARTING=0
-  trap - ERR EXIT
+  trap - ERR EXIT INT TERM HUP
   say "started in $((SECONDS - t0))s; node $NODE registered; kubectl and helm in $BIN"
   ready_line
 }
