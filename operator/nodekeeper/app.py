@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 
 import kopf
 
@@ -241,10 +242,19 @@ async def run(settings: Settings) -> int:
             state_dir=settings.state_dir,
             pressure=lambda: {state.type: state.status for state in tracker.states()},
             budgets=[budget],
+            logs=pipeline.state,
         )
         background.append(asyncio.create_task(selfwatch.run(), name="self watch"))
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGUSR1, selfwatch.dump, "SIGUSR1")
+        reports: set[asyncio.Task[Path | None]] = set()
+
+        def report_on_request() -> None:
+            # The file write (with fsync) in a thread: the agent goes on while it is written.
+            written = asyncio.create_task(asyncio.to_thread(selfwatch.dump, "SIGUSR1"))
+            reports.add(written)
+            written.add_done_callback(reports.discard)
+
+        loop.add_signal_handler(signal.SIGUSR1, report_on_request)
         admission = AdmissionGate(
             tracker,
             TotalsReader(disk_path=settings.docker_root),
@@ -395,6 +405,8 @@ async def run(settings: Settings) -> int:
                 extra={"task": task.get_name(), "error": repr(error)},
             )
             failed.append(task.get_name())
+            # Written here, on the loop: the agent stops next, and the report must be whole.
+            selfwatch.dump(f"agent task {task.get_name()!r} failed: {error!r}")
             request_stop(signal.SIGTERM)
 
         for task in background:

@@ -47,7 +47,7 @@ def serve_version(emulator: kmock.KubernetesEmulator, git_version: str) -> None:
     emulator["get /version/"] << payload
 
 
-async def start_agent(config: Path, port: int) -> asyncio.subprocess.Process:
+async def start_agent(config: Path, port: int, *more: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -61,6 +61,7 @@ async def start_agent(config: Path, port: int) -> asyncio.subprocess.Process:
         "127.0.0.1",
         "--http-port",
         str(port),
+        *more,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -107,6 +108,48 @@ async def test_sigterm_stops_the_agent_cleanly(
     lines = [json.loads(line) for line in stderr.decode().splitlines()]
     assert lines[-1]["message"] == "agent stopped"
     assert not [line for line in lines if line["level"] in ("error", "critical")]
+
+
+async def test_sigusr1_writes_a_crash_report_of_the_last_minutes_and_the_agent_goes_on(
+    emulator: kmock.KubernetesEmulator, tmp_path: Path
+) -> None:
+    serve_version(emulator, "v1.35.1")
+    port = free_port()
+    state = tmp_path / "state"
+    config = kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/"))
+    process = await start_agent(
+        config, port, "--state-dir", str(state), "--log-containers-dir", str(tmp_path)
+    )
+    try:
+        await wait_ready(port, process)
+        process.send_signal(signal.SIGUSR1)
+        assert process.stderr is not None
+        async with asyncio.timeout(30):  # a hang guard
+            async for line in process.stderr:
+                if json.loads(line)["message"] == "crash report written":
+                    break
+        reports = sorted(state.glob("crash-*.json"))
+        await wait_ready(port, process)  # still serving
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), timeout=15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert process.returncode == 0
+    report = json.loads(reports[0].read_text())
+    assert report["reason"] == "SIGUSR1"
+    snapshot = report["snapshots"][-1]
+    assert snapshot["memory_bytes"] > 0
+    assert snapshot["tasks"] > 0
+    assert snapshot["queue_depths"] == {"log_queue_bytes": 0}
+    assert snapshot["lag_bytes"] == 0
+    assert set(snapshot["pressure"]) == {
+        "NodekeeperCPUPressure",
+        "NodekeeperMemoryPressure",
+        "NodekeeperIOPressure",
+    }
 
 
 @pytest.mark.parametrize("old", ["v1.31.4", "v1.26.4+k3s1"])

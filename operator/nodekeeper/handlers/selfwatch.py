@@ -2,10 +2,11 @@
 
 Every ``interval`` it moves the log readers' budget with its memory level (smaller reads at
 85 %, the smallest at 90 %, growing back when calm), records a snapshot (memory, task count,
-pressure) in the flight recorder's ring buffer, and logs when its memory level changes (70 / 85
-/ 90 % of its limit). The ring buffer is written to a crash report in the state directory on
-SIGUSR1 and on an unhandled exception, so a report shows the minutes before a problem, not only
-its moment.
+the log pipeline's queue and lag, pressure) in the flight recorder's ring buffer, and logs when
+its memory level changes (70 / 85 / 90 % of its limit). The ring buffer is written to a crash
+report in the state directory on SIGUSR1, when the memory level reaches critical (90 %: the OOM
+killer may be next), when a part of the agent dies and on an unhandled exception, so a report
+shows the minutes before a problem, not only its moment.
 """
 
 import asyncio
@@ -31,7 +32,9 @@ class SelfWatch:
         pressure: Callable[[], Mapping[str, Any]],
         interval_seconds: float = 10.0,
         budgets: Sequence[ReadBudget] = (),  # readers that slow down as memory runs short
+        logs: Callable[[], Mapping[str, float]] = dict,  # the log pipeline's state()
     ) -> None:
+        self._logs = logs
         self._budgets = budgets
         self.protection = protection
         self.recorder = recorder
@@ -40,18 +43,25 @@ class SelfWatch:
         self._interval = interval_seconds
         self.level = MemoryLevel.NORMAL
 
-    def sample(self) -> None:
+    def sample(self) -> str | None:
+        """Take a snapshot; returns why a crash report is due now (memory turned critical)."""
         memory = self.protection.read()
         for budget in self._budgets:
             budget.follow(memory.level)
+        logs = self._logs()
         self.recorder.record(
             Snapshot(
                 time=time.time(),
+                queue_depths={"log_queue_bytes": int(logs.get("queue_bytes", 0))},
+                lag_bytes=int(logs.get("lag_bytes", 0)),
                 memory_bytes=memory.used_bytes,
                 tasks=len(asyncio.all_tasks()),
                 pressure=dict(self._pressure()),
             )
         )
+        due = None
+        if memory.level >= MemoryLevel.CRITICAL > self.level:
+            due = f"memory critical: {memory.used_bytes} of {memory.limit_bytes} bytes"
         if memory.level != self.level:
             log = logger.warning if memory.level > self.level else logger.info
             log(
@@ -63,6 +73,7 @@ class SelfWatch:
                 },
             )
             self.level = memory.level
+        return due
 
     def dump(self, reason: str) -> Path | None:
         try:
@@ -75,5 +86,7 @@ class SelfWatch:
 
     async def run(self) -> None:
         while True:
-            self.sample()
+            due = self.sample()
+            if due is not None:
+                await asyncio.to_thread(self.dump, due)
             await asyncio.sleep(self._interval)
