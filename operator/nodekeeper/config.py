@@ -9,9 +9,17 @@ missing setting ends start-up with one line naming the setting and what it expec
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from nodekeeper.api.common import DNS_SUBDOMAIN_PATTERN
@@ -118,6 +126,7 @@ class Settings(BaseSettings):
     pressure_trigger_window_us: int = Field(
         default=1_000_000,
         ge=500_000,
+        le=10_000_000,  # the kernel refuses a longer window (kernel/sched/psi.c)
         description="PSI trigger window (µs); without CAP_SYS_RESOURCE rounded up to 2 s.",
     )
     node_heartbeat_seconds: float = Field(
@@ -259,6 +268,26 @@ class Settings(BaseSettings):
             raise ValueError("a Node name is lowercase letters, digits, '-' and '.'")
         return value
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Settings valid alone that contradict each other, caught here rather than as a
+        traceback where they are used (docs/reference.md names each pair)."""
+        if self.pressure_exit_ratio > self.pressure_enter_ratio:
+            raise _conflict(
+                self,
+                "pressure_exit_ratio",
+                "pressure_enter_ratio",
+                "the exit ratio must be at most the enter ratio",
+            )
+        if self.pressure_trigger_stall_us > self.pressure_trigger_window_us:
+            raise _conflict(
+                self,
+                "pressure_trigger_stall_us",
+                "pressure_trigger_window_us",
+                "the stall must fit in the window (0 disables triggers)",
+            )
+        return self
+
     def require_node(self) -> None:
         if not self.node_name:
             raise SettingsError(
@@ -283,6 +312,20 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def _where(field: str) -> str:
+    return f"{', '.join(env_names(field))} or {flag_name(field)}"
+
+
+def _conflict(settings: Settings, field: str, other: str, rule: str) -> PydanticCustomError:
+    """The one line for two settings that cannot hold together, with both values."""
+    message = (
+        f"setting {field} ({_where(field)}) contradicts {other} ({_where(other)}): {rule}; "
+        f"got {getattr(settings, field)!r} and {getattr(settings, other)!r}"
+    )
+    # A template to pydantic: no values of ours hold braces (they are numbers).
+    return PydanticCustomError("settings_conflict", message)
+
+
 def load(overrides: dict[str, Any] | None = None) -> Settings:
     """Settings from the environment, with ``overrides`` (parsed flags) taking precedence."""
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
@@ -295,6 +338,8 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
 def describe(error: ValidationError) -> str:
     """One line: which setting is wrong, where it can be set, and what it expects."""
     first = error.errors()[0]
+    if first["type"] == "settings_conflict":
+        return first["msg"]  # says it all: see _conflict
     field = _field_of(str(first["loc"][0])) if first["loc"] else "?"
     got = first.get("input")
     expected = first["msg"]

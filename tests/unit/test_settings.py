@@ -97,6 +97,62 @@ def test_an_invalid_setting_names_itself_and_what_it_expects(
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("environment", "first", "second"),
+    [
+        (
+            {"NODEKEEPER_PRESSURE_ENTER_RATIO": "0.01", "NODEKEEPER_PRESSURE_EXIT_RATIO": "0.5"},
+            "pressure_exit_ratio",
+            "pressure_enter_ratio",
+        ),
+        (
+            {"NODEKEEPER_PRESSURE_TRIGGER_STALL_US": "2000000"},
+            "pressure_trigger_stall_us",
+            "pressure_trigger_window_us",
+        ),
+    ],
+)
+def test_settings_that_contradict_each_other_name_both(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], first: str, second: str
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load()
+    message = str(caught.value)
+    assert message.startswith(f"setting {first} ({env_name(first)} or --")
+    assert f"contradicts {second} ({env_name(second)} or --" in message
+    assert "\n" not in message
+
+
+def test_settings_at_the_edge_of_a_pair_are_accepted() -> None:
+    settings = load(
+        {
+            "pressure_enter_ratio": "0.2",
+            "pressure_exit_ratio": "0.2",
+            "pressure_trigger_stall_us": "1000000",
+            "pressure_trigger_window_us": "1000000",
+        }
+    )
+    assert settings.pressure_exit_ratio == settings.pressure_enter_ratio
+    assert load({"pressure_trigger_stall_us": "0"}).pressure_trigger_stall_us == 0
+
+
+def test_a_trigger_window_the_kernel_refuses_is_refused() -> None:
+    with pytest.raises(SettingsError, match="less than or equal to 10000000"):
+        load({"pressure_trigger_window_us": "20000000"})
+
+
+def test_the_pressure_parts_accept_what_the_settings_accept() -> None:
+    """The pairs above are the rules of Threshold and open_trigger, not stricter ones."""
+    from nodekeeper.pressure.thresholds import Threshold
+
+    settings = load({"pressure_enter_ratio": "0.2", "pressure_exit_ratio": "0.2"})
+    Threshold(enter_ratio=settings.pressure_enter_ratio, exit_ratio=settings.pressure_exit_ratio)
+    with pytest.raises(ValueError, match="exit_ratio"):
+        Threshold(enter_ratio=0.01, exit_ratio=0.5)
+
+
 def test_json_settings_are_found() -> None:
     assert {"image_policy", "log_include", "log_exclude"} <= set(JSON_SETTINGS)
 
@@ -156,6 +212,15 @@ def test_run_with_bad_json_in_the_environment_exits_2_with_one_line(
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"nodekeeper: setting {variable.lower()[11:]} ({variable} or")
+
+
+def test_run_with_contradicting_settings_exits_2_with_one_line() -> None:
+    result = nodekeeper(
+        "run", "--offline", "--pressure-enter-ratio", "0.01", "--pressure-exit-ratio", "0.5"
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("nodekeeper: setting pressure_exit_ratio")
 
 
 def test_run_without_a_node_exits_2_with_one_line() -> None:
