@@ -41,15 +41,22 @@ lock_state() {
 
 pidfile() { echo "$RUN/$1.pid"; }
 
+# The binary a pid runs, as its path in $BIN. A binary that build.sh replaced (mv -f) while it
+# ran reads "$BIN/NAME (deleted)": still ours, and still to be stopped.
+exe_of() { # pid
+  local exe
+  exe="$(readlink "/proc/$1/exe" 2>/dev/null || true)"
+  echo "${exe% (deleted)}"
+}
+
 # pid of a running component we started, or empty. Checks that the pid is really our binary.
 component_pid() {
-  local f pid exe
+  local f pid
   f="$(pidfile "$1")"
   [[ -f "$f" ]] || return 0
   pid="$(cat "$f" 2>/dev/null || true)"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-  [[ "$exe" == "$BIN/$1" ]] && echo "$pid"
+  [[ "$(exe_of "$pid")" == "$BIN/$1" ]] && echo "$pid"
   return 0
 }
 
@@ -67,10 +74,9 @@ is_healthy() {
 
 # Other processes (not in pid files) running one of our binaries against our state dir.
 stray_pids() {
-  local pid exe
+  local pid
   for pid in $(pgrep -f -- "$STATE/" 2>/dev/null || true); do
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-    case "$exe" in "$BIN/etcd" | "$BIN/kube-apiserver" | "$BIN/kube-controller-manager") echo "$pid" ;; esac
+    case "$(exe_of "$pid")" in "$BIN/etcd" | "$BIN/kube-apiserver" | "$BIN/kube-controller-manager") echo "$pid" ;; esac
   done
 }
 
@@ -107,7 +113,7 @@ teardown() {
     [[ -n "$pid" ]] && stop_and_reap "$pid" "$c"
     rm -f "$(pidfile "$c")"
   done
-  for pid in $(stray_pids); do stop_and_reap "$pid" "stray $(readlink "/proc/$pid/exe" 2>/dev/null)"; done
+  for pid in $(stray_pids); do stop_and_reap "$pid" "stray $(exe_of "$pid")"; done
   rm -rf "$STATE/etcd-data" "$RUN"
 }
 
