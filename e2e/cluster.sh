@@ -73,11 +73,16 @@ is_healthy() {
 }
 
 # Other processes (not in pid files) running one of our binaries against our state dir.
-stray_pids() {
-  local pid
+stray_pids() { # [component]: only that one's
+  local pid exe
   for pid in $(pgrep -f -- "$STATE/" 2>/dev/null || true); do
-    case "$(exe_of "$pid")" in "$BIN/etcd" | "$BIN/kube-apiserver" | "$BIN/kube-controller-manager") echo "$pid" ;; esac
+    exe="$(exe_of "$pid")"
+    case "$exe" in
+      "$BIN/etcd" | "$BIN/kube-apiserver" | "$BIN/kube-controller-manager")
+        [[ -z "${1:-}" || "$exe" == "$BIN/$1" ]] && echo "$pid" ;;
+    esac
   done
+  return 0
 }
 
 alive() { # pid: running and not a zombie
@@ -112,8 +117,9 @@ teardown() {
     pid="$(component_pid "$c")"
     [[ -n "$pid" ]] && stop_and_reap "$pid" "$c"
     rm -f "$(pidfile "$c")"
+    # Strays too in reverse start order: a kube-apiserver whose etcd is gone stops slowly.
+    for pid in $(stray_pids "$c"); do stop_and_reap "$pid" "stray $c"; done
   done
-  for pid in $(stray_pids); do stop_and_reap "$pid" "stray $(exe_of "$pid")"; done
   rm -rf "$STATE/etcd-data" "$RUN"
 }
 
