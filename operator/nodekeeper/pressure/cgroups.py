@@ -15,11 +15,23 @@ in :attr:`CgroupStats.unknown`, a warning is logged once per file and scope, and
 Malformed content (garbage, a truncated line, a word where a number belongs) is treated like an
 absent file: the fields it holds are unknown, one warning per file names it and what was wrong,
 and every such read is counted in :attr:`CgroupReader.malformed`; nothing raises.
+
+The agent's own cgroup needs care on v2. A pod there gets a private cgroup namespace, in which
+``/proc/self/cgroup`` reads ``0::/`` (paths are relative to the namespace's root), so looking
+that path up in the host's tree would find the host's root cgroup. :meth:`CgroupReader.agent`
+therefore compares the agent's cgroup namespace with the host's (the ``ns/cgroup`` links of
+``<proc>/self`` and ``<proc>/1``: with the host's /proc mounted at ``/host/proc``, pid 1 is the
+host's init) and, when they differ, reads its figures from the container's own view of the
+cgroup filesystem (``own_root``, ``/sys/fs/cgroup`` inside the pod), whose root is the agent's
+cgroup. A pod usually may not read init's link (ptrace rules: EACCES); then ``0::/`` on a v2 host
+is taken to mean a namespace too, since no agent runs in the host's root cgroup itself, and if it
+did, its own view would be that same root. v1 and hybrid hosts are read as before.
 """
 
 import dataclasses
 import functools
 import logging
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -33,6 +45,7 @@ T = TypeVar("T")
 
 Layout = Literal["v1", "v2", "hybrid", "none"]
 Scope = Literal["node", "container", "agent"]
+Namespace = Literal["host", "private", "unknown"]
 
 # cgroup v1 reports "no limit" as the largest page-aligned counter (PAGE_COUNTER_MAX * page
 # size: 9223372036854771712 with 4 KiB pages, less with 64 KiB pages). Nothing real is that big.
@@ -114,11 +127,18 @@ def container_candidates(container_id: str) -> tuple[str, ...]:
 class CgroupReader:
     """Finds cgroups (node, a Docker container, this agent) and reads their figures."""
 
-    def __init__(self, root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc")) -> None:
-        self.root = root
-        self.proc = proc
+    def __init__(
+        self,
+        root: Path = Path("/sys/fs/cgroup"),
+        proc: Path = Path("/proc"),
+        own_root: Path = Path("/sys/fs/cgroup"),
+    ) -> None:
+        self.root = root  # the host's cgroup tree
+        self.proc = proc  # the host's /proc
+        self.own_root = own_root  # this process's own view of cgroupfs (in a pod: the pod's)
         self.hierarchy = detect_hierarchy(root)
         self._absence = AbsenceLog(logger)
+        self._own_view_problems: set[str] = set()
 
     @property
     def layout(self) -> Layout:
@@ -141,7 +161,10 @@ class CgroupReader:
         return None
 
     def agent(self) -> Cgroup:
-        """This process's cgroup, from ``<proc>/self/cgroup``; the root when it is unreadable."""
+        """This process's cgroup, from ``<proc>/self/cgroup``; the root when it is unreadable.
+
+        In a private cgroup namespace on v2, the one found in :attr:`own_root` (see the module
+        docstring)."""
         source = self.proc / "self" / "cgroup"
         key = ("agent", "cgroup")
         try:
@@ -158,7 +181,42 @@ class CgroupReader:
             self._absence.malformed(key, source, what="own cgroup", problem=str(e))
             return self._at("/", scope="agent", is_root=True)
         self._absence.present(key, source, what="own cgroup")
+        if self.hierarchy.layout == "v2" and v2 is not None:
+            namespaced = self._namespaced(v2)
+            if namespaced is not None:
+                return namespaced
         return self._own(v1, v2)
+
+    def cgroup_namespace(self) -> Namespace:
+        """Whether this process shares the host's cgroup namespace, by ``<proc>``'s ns links."""
+        try:
+            if os.readlink(self.proc / "self") == "1":
+                return "unknown"  # a /proc of our own pid namespace: pid 1 is not the host's init
+        except OSError:
+            pass  # not a symlink (a fixture tree): nothing to learn from it
+        try:
+            mine = os.readlink(self.proc / "self" / "ns" / "cgroup")
+            hosts = os.readlink(self.proc / "1" / "ns" / "cgroup")
+        except OSError:
+            return "unknown"  # EACCES without CAP_SYS_PTRACE, or no such links
+        return "host" if mine == hosts else "private"
+
+    def _namespaced(self, v2: str) -> Cgroup | None:
+        """The agent's v2 cgroup seen through its own cgroup namespace, or ``None`` when it
+        shares the host's (or cannot be placed): then the host's tree is right."""
+        relative = _relative(v2)
+        namespace = self.cgroup_namespace()
+        if namespace == "host" or (namespace == "unknown" and relative != ""):
+            return None
+        if ".." in relative.split("/"):
+            # Moved out of its namespace's root after it was created: not under own_root.
+            self._own_view_lacking(f"{v2} lies outside the agent's cgroup namespace")
+            return None
+        if detect_hierarchy(self.own_root).layout != "v2":
+            self._own_view_lacking(f"no cgroup v2 tree at {self.own_root}")
+            return None
+        here = self.own_root / relative
+        return Cgroup(v2, "agent", 2, here, here, here, is_root=False)
 
     def _own(self, v1: Mapping[str, str], v2: str | None) -> Cgroup:
         hierarchy = self.hierarchy
@@ -181,6 +239,17 @@ class CgroupReader:
             cpu,
             pressure,
             is_root=_relative(memory_path) == "" and _relative(cpu_path) == "",
+        )
+
+    def _own_view_lacking(self, problem: str) -> None:
+        if problem in self._own_view_problems:
+            return
+        self._own_view_problems.add(problem)
+        logger.warning(
+            "the agent's own cgroup cannot be found from inside its cgroup namespace (%s); "
+            "its limit is unknown, so self-protection uses the memory_limit_bytes setting",
+            problem,
+            extra={"reason": problem, "own_root": str(self.own_root)},
         )
 
     def _at(self, name: str, *, scope: Scope, is_root: bool = False) -> Cgroup:

@@ -4,6 +4,9 @@
 - ``proc-old-kernel/``: PSI without a ``full`` line for cpu (kernels before 5.13).
 - ``proc-without-psi/``: a kernel built without PSI or booted with psi=0: no ``pressure/``.
 - ``proc-v2/``: the agent in cgroup v2 ``/kubepods/pod-agent/agent``.
+- ``proc-v2-cgroupns/``: the agent in a private cgroup namespace (``0::/``; its ``ns/cgroup``
+  link differs from pid 1's), whose own view of cgroupfs is ``cgroup-v2-own/``;
+  ``proc-v2-hostns/``: ``0::/`` in the host's namespace (the links agree).
 - ``cgroup-v1/``, ``cgroup-v2/``, ``cgroup-hybrid/``: the three layouts, each with the node,
   container :data:`CONTAINER_ID` (cgroupfs driver, or systemd's scope on v2) and the agent.
 - ``proc-malformed/``, ``cgroup-v2-malformed/``: garbage where figures belong (text that is not

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nodekeeper.pressure.cgroups import CgroupReader, detect_hierarchy
+from nodekeeper.pressure.cgroups import Cgroup, CgroupReader, detect_hierarchy
+from nodekeeper.pressure.selfprotect import SelfProtection
 from tests.unit.pressure.conftest import CONTAINER_ID, FIXTURES, UNLIMITED_CONTAINER_ID, MiB
 
 
@@ -163,6 +164,77 @@ class TestAgent:
     def test_unreadable_proc_self_cgroup_falls_back_to_the_root(self, tmp_path: Path) -> None:
         cgroups = CgroupReader(root=FIXTURES / "cgroup-v1", proc=tmp_path)
         assert cgroups.agent().is_root
+
+
+class TestAgentInACgroupNamespace:
+    """A v2 pod has a private cgroup namespace: its /proc/self/cgroup says ``0::/``."""
+
+    OWN = FIXTURES / "cgroup-v2-own"  # the pod's own view: its cgroup is the root
+
+    def cgroups(self, proc: Path, own_root: Path = OWN) -> CgroupReader:
+        return CgroupReader(root=FIXTURES / "cgroup-v2", proc=proc, own_root=own_root)
+
+    def test_a_private_namespace_reads_the_agents_own_view(self) -> None:
+        cgroups = self.cgroups(FIXTURES / "proc-v2-cgroupns")
+        agent = cgroups.agent()
+        stats = cgroups.read(agent)
+
+        assert cgroups.cgroup_namespace() == "private"
+        assert (agent.memory, agent.is_root) == (self.OWN, False)
+        assert stats.memory_limit_bytes == 128 * MiB  # not the host root's "no limit"
+        assert stats.memory_working_set_bytes == 125829120 - 20 * MiB
+        assert stats.cpu_quota_cores == 0.5
+        assert stats.psi["memory"].some.avg10 == 0.02
+        memory = SelfProtection(cgroups, fallback_limit_bytes=1024 * MiB).read()
+        assert (memory.limit_bytes, memory.limit_source) == (128 * MiB, "cgroup")
+
+    def test_the_hosts_namespace_at_the_root_is_the_hosts_root(self) -> None:
+        cgroups = self.cgroups(FIXTURES / "proc-v2-hostns")
+
+        assert cgroups.cgroup_namespace() == "host"
+        root = FIXTURES / "cgroup-v2"
+        assert cgroups.agent() == Cgroup("/", "agent", 2, root, root, root, is_root=True)
+
+    def test_unreadable_namespace_links_with_the_root_path_mean_a_namespace(
+        self, tmp_path: Path
+    ) -> None:
+        # A pod may not read the host init's ns link (EACCES without CAP_SYS_PTRACE); no agent
+        # runs in the host's root cgroup, so 0::/ on a v2 host is a namespace's root.
+        (tmp_path / "self").mkdir()
+        (tmp_path / "self" / "cgroup").write_text("0::/\n")
+        cgroups = self.cgroups(tmp_path)
+
+        assert cgroups.cgroup_namespace() == "unknown"
+        assert cgroups.read(cgroups.agent()).memory_limit_bytes == 128 * MiB
+
+    def test_unreadable_links_with_a_full_path_read_the_hosts_tree(self) -> None:
+        cgroups = self.cgroups(FIXTURES / "proc-v2")  # 0::/kubepods/pod-agent/agent
+
+        assert cgroups.agent().memory == FIXTURES / "cgroup-v2" / "kubepods/pod-agent/agent"
+
+    def test_without_an_own_view_the_agent_falls_back_and_says_so_once(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        cgroups = self.cgroups(FIXTURES / "proc-v2-cgroupns", own_root=tmp_path)
+
+        agents = [cgroups.agent(), cgroups.agent()]
+
+        assert all(agent.is_root for agent in agents)
+        assert cgroups.read(agents[0]).memory_limited is None  # unknown, not "unlimited"
+        assert [r.__dict__["reason"] for r in caplog.records] == [
+            f"no cgroup v2 tree at {tmp_path}"
+        ]
+
+    def test_v1_keeps_reading_the_hosts_tree(self, tmp_path: Path) -> None:
+        proc = tmp_path / "proc"
+        shutil.copytree(FIXTURES / "proc-v2-cgroupns", proc, symlinks=True)
+        shutil.copy(FIXTURES / "proc" / "self" / "cgroup", proc / "self" / "cgroup")
+        cgroups = CgroupReader(root=FIXTURES / "cgroup-v1", proc=proc, own_root=self.OWN)
+
+        agent = cgroups.agent()
+
+        assert agent.name == "/agent"
+        assert agent.memory == FIXTURES / "cgroup-v1" / "memory" / "agent"
 
 
 class TestMissingFiles:
