@@ -1,5 +1,6 @@
 """docs/reference.md lists exactly the settings, metrics, reasons and codes the code has."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from nodekeeper.pressure.thresholds import PressureTracker
 from nodekeeper.runtime import errors
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
+HANDLERS = Path(__file__).resolve().parents[2] / "operator" / "nodekeeper" / "handlers"
 
 
 def first_column(section: str) -> set[str]:
@@ -78,3 +80,52 @@ def test_every_pressure_reason_is_a_documented_code() -> None:
 
 def test_every_backup_outcome_is_a_documented_reason() -> None:
     assert set(BACKUP_REASONS) <= set(codes.REASONS)
+
+
+def reason_arguments(tree: ast.Module) -> list[ast.expr]:
+    """The reason of every ConditionChange(type, status, reason, message) and kopf.event()."""
+    found: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        if name == "ConditionChange" and len(node.args) >= 3:
+            found.append(node.args[2])
+        if name in ("ConditionChange", "kopf.event"):
+            found.extend(k.value for k in node.keywords if k.arg == "reason")
+    return found
+
+
+def test_every_reason_a_handler_writes_is_a_documented_code() -> None:
+    """A fixed reason comes from api/codes.py by name, so the reasons table covers it; a reason
+    computed at run time (an outcome's, an observation's) is checked where it is made."""
+    problems = []
+    for path in sorted(HANDLERS.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        from_codes = {
+            alias.asname or alias.name
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.module == "nodekeeper.api.codes"
+            for alias in node.names
+        }
+        module_names = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for reason in reason_arguments(tree):
+            where = f"{path.name}:{reason.lineno} {ast.unparse(reason)}"
+            if isinstance(reason, ast.Constant):
+                problems.append(f"{where}: a literal; name it in api/codes.py")
+            elif isinstance(reason, ast.Name) and reason.id in module_names:
+                problems.append(f"{where}: defined in the handler; move it to api/codes.py")
+            named = None
+            if isinstance(reason, ast.Name) and reason.id in from_codes:
+                named = getattr(codes, reason.id)
+            elif isinstance(reason, ast.Attribute) and ast.unparse(reason.value) == "codes":
+                named = getattr(codes, reason.attr)
+            if named is not None and named not in codes.REASONS:
+                problems.append(f"{where}: not in codes.REASONS")
+    assert not problems

@@ -19,6 +19,11 @@ BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
 COMPLETED = "Completed"
 CONTAINER_FAILED = "ContainerFailed"
 
+# A BackupRun's reasons before it ends (how it ended: backups/outcomes.py).
+BACKUP_PENDING = "Pending"
+BACKUP_STARTED = "Started"
+BACKUP_RUNNING = "Running"
+
 REASONS: dict[str, str] = {
     ADMITTED: "Workload `Admitted=True`: the spec is valid and this node accepted it.",
     INVALID_SPEC: "`Admitted=False` (Workload) or `Completed=True` (BackupRun): the spec "
@@ -89,12 +94,12 @@ REASONS: dict[str, str] = {
         "not exist or cannot be read."
     ),
     "TaskStartFailed": "BackupRun phase Failed: Docker refused to create or start the task.",
-    "Started": "BackupRun `Running=True`: the task container started.",
-    "Pending": (
+    BACKUP_STARTED: "BackupRun `Running=True`: the task container started.",
+    BACKUP_PENDING: (
         "BackupRun `Running=False`, `Completed=False`: the run waits to start (or for its "
         "ingested log)."
     ),
-    "Running": "BackupRun `Completed=False`: the task has not ended yet.",
+    BACKUP_RUNNING: "BackupRun `Completed=False`: the task has not ended yet.",
 }
 
 # status.errorCode values (Workload) and error codes in metrics.

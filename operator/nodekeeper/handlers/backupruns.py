@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from nodekeeper.api import GROUP, VERSION
 from nodekeeper.api.backuprun import COMPLETED, KIND, PLURAL, RUNNING, BackupRunSpec
-from nodekeeper.api.codes import INVALID_SPEC
+from nodekeeper.api.codes import BACKUP_PENDING, BACKUP_RUNNING, BACKUP_STARTED, INVALID_SPEC
 from nodekeeper.api.times import rfc3339, utcnow
 from nodekeeper.backups import outcomes
 from nodekeeper.backups.logchunks import LogInfo
@@ -50,8 +50,6 @@ ANNOTATION_LOG_CHUNKS = "nodekeeper.io/log-chunks"
 CHUNK_WAIT_SECONDS = 120.0
 RETRY_DOCKER_SECONDS = 10.0
 RETRY_KUBE_SECONDS = 5.0
-PENDING = "Pending"
-STARTED = "Started"
 STATUS_FIELDS = (
     "observedGeneration",
     "phase",
@@ -162,7 +160,7 @@ async def accept(body: kopf.Body, memo: AgentContext, **_: Any) -> None:
         await _write(
             body,
             memo,
-            {"observedGeneration": generation, "phase": PENDING, "errorMessage": None},
+            {"observedGeneration": generation, "phase": "Pending", "errorMessage": None},
             [],
         )
         return
@@ -288,19 +286,23 @@ async def _execute(
             await _write(
                 body,
                 memo,
-                _all_fields(body, phase=PENDING),
+                _all_fields(body, phase="Pending"),
                 [
-                    ConditionChange(RUNNING, "False", PENDING, f"starting on {memo.node_name}"),
-                    ConditionChange(COMPLETED, "False", PENDING, "the task has not run yet"),
+                    ConditionChange(
+                        RUNNING, "False", BACKUP_PENDING, f"starting on {memo.node_name}"
+                    ),
+                    ConditionChange(COMPLETED, "False", BACKUP_PENDING, "the task has not run yet"),
                 ],
             )
-            await _label(services, body, PENDING)
+            await _label(services, body, "Pending")
         try:
             state = await services.tasks.start(ref, spec)
         except TaskStartError as e:
             await _finish(body, memo, services, Outcome("Failed", e.reason, str(e)))
             return
-        kopf.event(body, type="Normal", reason=STARTED, message=f"task started on {memo.node_name}")
+        kopf.event(
+            body, type="Normal", reason=BACKUP_STARTED, message=f"task started on {memo.node_name}"
+        )
         logger.info(
             "backup task started", extra={"object": label(body), "container": state.id[:12]}
         )
@@ -311,9 +313,9 @@ async def _execute(
         _all_fields(body, phase="Running", startTime=start_time),
         [
             ConditionChange(
-                RUNNING, "True", STARTED, f"the task runs in container {state.id[:12]}"
+                RUNNING, "True", BACKUP_STARTED, f"the task runs in container {state.id[:12]}"
             ),
-            ConditionChange(COMPLETED, "False", "Running", "the task has not ended yet"),
+            ConditionChange(COMPLETED, "False", BACKUP_RUNNING, "the task has not ended yet"),
         ],
     )
     await _label(services, body, "Running")
