@@ -66,10 +66,18 @@ curl_api() { # path
 }
 running_port() { if [[ -f "$RUN/apiserver.port" ]]; then cat "$RUN/apiserver.port"; else echo "$APISERVER_PORT"; fi; }
 
+# A cluster that others may be using is torn down (and its etcd data wiped) when this says no, so
+# one slow answer is not enough: on a loaded 2-core machine /readyz can miss a 3 s timeout. It is
+# unhealthy when a component is gone, or when /readyz fails HEALTH_TRIES times, 1 s apart.
+HEALTH_TRIES="${NODEKEEPER_HEALTH_TRIES:-5}"
 is_healthy() {
-  local c
-  for c in "${COMPONENTS[@]}"; do [[ -n "$(component_pid "$c")" ]] || return 1; done
-  [[ "$(curl_api /readyz)" == "ok" ]]
+  local c i
+  for ((i = 1; ; i++)); do
+    for c in "${COMPONENTS[@]}"; do [[ -n "$(component_pid "$c")" ]] || return 1; done
+    [[ "$(curl_api /readyz)" == "ok" ]] && return 0
+    ((i < HEALTH_TRIES)) || return 1
+    sleep 1
+  done
 }
 
 # Other processes (not in pid files) running one of our binaries against our state dir.
@@ -345,7 +353,8 @@ cmd_up() {
     ready_line
     return 0
   fi
-  local c leftovers="$(stray_pids)"
+  local c leftovers
+  leftovers="$(stray_pids)"
   for c in "${COMPONENTS[@]}"; do leftovers+="$(component_pid "$c")"; done
   if [[ -n "$leftovers" ]]; then
     say "found an unhealthy or partial cluster: stopping it first"
