@@ -2,7 +2,7 @@
 # Make sure a Docker engine runs on this machine and the local test images exist.
 #
 # Installs Debian's docker.io (busybox-static for the test image, debootstrap for the agent
-# image's base) when absent, starts dockerd in the background when it is not answering, and
+# image's base) when absent, starts dockerd in its own session when it is not answering, and
 # builds nodekeeper-test/busybox:latest with `docker import` from a busybox rootfs (no image
 # registry is reachable here). Idempotent.
 # Logs: $NODEKEEPER_CACHE/dockerd.log.
@@ -34,7 +34,9 @@ if ! docker info >/dev/null 2>&1; then
   if [ -S /var/run/docker.sock ] && pgrep -x dockerd >/dev/null; then
     :  # starting up; wait below
   else
-    nohup dockerd >"$CACHE/dockerd.log" 2>&1 &
+    # setsid: its own session and process group. In the caller's group, a Ctrl+C on `make run`
+    # reached dockerd too (it handles SIGINT as "shut down") and stopped the shared engine.
+    setsid dockerd >"$CACHE/dockerd.log" 2>&1 </dev/null &
   fi
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
