@@ -4,15 +4,18 @@ import ast
 import re
 from pathlib import Path
 
-from nodekeeper.api import codes
+from nodekeeper.api import backuprun, codes, workload
 from nodekeeper.backups.metrics import BackupMetrics
 from nodekeeper.backups.outcomes import REASONS as BACKUP_REASONS
 from nodekeeper.config import Settings
+from nodekeeper.handlers import backupruns as backuprun_handlers
+from nodekeeper.handlers import workloads as workload_handlers
 from nodekeeper.logs.metrics import LogMetrics, LogStateCollector, WorkloadLogCollector
 from nodekeeper.metrics import Metrics
 from nodekeeper.pressure.metrics import PressureCollector, WorkloadUsageCollector
 from nodekeeper.pressure.psi import PsiLine, PsiSample
 from nodekeeper.pressure.selfprotect import MemoryLevel, SelfMemory
+from nodekeeper.pressure.thresholds import CONDITION_TYPES as PRESSURE_CONDITION_TYPES
 from nodekeeper.pressure.thresholds import REASONS as PRESSURE_REASONS
 from nodekeeper.pressure.thresholds import PressureTracker
 from nodekeeper.runtime import errors
@@ -26,6 +29,14 @@ def first_column(section: str) -> set[str]:
     text = REFERENCE.read_text()
     body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `([^`]+)` \|", body, flags=re.MULTILINE))
+
+
+def table(section: str) -> list[list[str]]:
+    """The body rows of the table under ``## section``, as stripped cells."""
+    text = REFERENCE.read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in body.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows[1:]]
 
 
 def test_every_setting_is_documented() -> None:
@@ -129,3 +140,33 @@ def test_every_reason_a_handler_writes_is_a_documented_code() -> None:
             if named is not None and named not in codes.REASONS:
                 problems.append(f"{where}: not in codes.REASONS")
     assert not problems
+
+
+def test_every_condition_type_is_documented() -> None:
+    documented: dict[str, set[str]] = {}
+    for kind, types, _ in table("Conditions"):
+        documented.setdefault(kind, set()).update(re.findall(r"`([^`]+)`", types))
+    written = {"Node": set(PRESSURE_CONDITION_TYPES.values())}
+    for kind, module in (("Workload", workload_handlers), ("BackupRun", backuprun_handlers)):
+        tree = ast.parse(Path(module.__file__ or "").read_text())
+        written[kind] = {
+            getattr(module, ast.unparse(node.args[0]))
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "ConditionChange"
+        }
+    assert documented == written
+    assert written["Workload"] == {workload.ADMITTED, workload.READY}
+    assert written["BackupRun"] == {backuprun.RUNNING, backuprun.COMPLETED}
+
+
+def test_every_exit_code_is_documented() -> None:
+    documented = {int(code): meaning for code, meaning in table("Exit codes of `nodekeeper run`")}
+    assert documented == codes.EXIT_CODES
+
+
+def test_the_exit_codes_used_are_the_documented_ones() -> None:
+    from nodekeeper import app, cli
+
+    assert cli.EXIT_SETTINGS == codes.EXIT_SETTINGS
+    assert cli.EXIT_CLUSTER == codes.EXIT_CLUSTER
+    assert app.EXIT_HUNG == codes.EXIT_HUNG

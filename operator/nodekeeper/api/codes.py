@@ -1,4 +1,4 @@
-"""The stable codes users see: condition reasons and ``status.errorCode`` values.
+"""The stable codes users see: condition reasons, ``status.errorCode`` values and exit codes.
 
 Tools and alerts match on these strings, so they never change meaning once released.
 docs/reference.md lists each with what it means; a test keeps the two in step.
@@ -127,4 +127,19 @@ ERROR_CODES: dict[str, str] = {
     "starts when it ends.",
     INSUFFICIENT_RESOURCES: "The node's memory, CPU or Docker disk use is past the admission "
     "limit; free some, or assign the Workload to another node.",
+}
+
+# Exit codes of `nodekeeper run`: supervisors and scripts act on them.
+EXIT_STOPPED = 0
+EXIT_CLUSTER = 1
+EXIT_SETTINGS = 2
+EXIT_HUNG = 3
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_STOPPED: "Stopped by SIGTERM or SIGINT.",
+    EXIT_CLUSTER: "The cluster or the Docker engine cannot be used: no credentials, unreachable, "
+    "or older than Kubernetes 1.32. Also when a part of the agent ended unexpectedly and took "
+    "the agent down (logged as `agent task ended unexpectedly`, with a crash report).",
+    EXIT_SETTINGS: "A setting is missing or invalid.",
+    EXIT_HUNG: "A stop took longer than `shutdown_timeout_seconds`; the agent exited anyway.",
 }
