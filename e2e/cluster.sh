@@ -6,6 +6,7 @@
 #   e2e/cluster.sh down       stop everything, remove etcd data (certs stay)
 #   e2e/cluster.sh status     say whether it runs (exit 0 running, 3 stopped)
 #   e2e/cluster.sh kubeconfig print the admin kubeconfig path
+#   e2e/cluster.sh node       print the name of the Node that `up` registers for this machine
 #
 # See e2e/README.md for the environment variables.
 set -Eeuo pipefail
@@ -425,6 +426,7 @@ case "${1:-up}" in
   down) cmd_down ;;
   status) cmd_status ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
-  -h | --help | help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) fail "unknown command '$1': use up, down, status or kubeconfig" ;;
+  node) echo "$NODE" ;;
+  -h | --help | help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) fail "unknown command '$1': use up, down, status, kubeconfig or node" ;;
 esac

@@ -20,7 +20,11 @@ KUBECTL="$CACHE/bin/kubectl"
 "$KUBECTL" apply --server-side -f crds/ >/dev/null
 "$KUBECTL" wait --for=condition=Established crd/workloads.nodekeeper.io crd/backupruns.nodekeeper.io \
   --timeout=60s >/dev/null
-NODE="$("$KUBECTL" get nodes -o jsonpath='{.items[0].metadata.name}')"
+# The Node cluster.sh registered for this machine (NODE_NAME or the hostname, lowercased), not
+# whichever Node a list returns first: another one may exist.
+NODE="$(e2e/cluster.sh node)"
+"$KUBECTL" get node "$NODE" >/dev/null 2>&1 \
+  || { echo "run-local: no Node $NODE in the cluster; run e2e/cluster.sh up (it registers it)" >&2; exit 1; }
 
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   echo "run-local: port $PORT is in use; set NODEKEEPER_HTTP_PORT to a free port" >&2
