@@ -4,7 +4,8 @@
 #
 # Everything is started when missing and reused when running: dockerd (scripts/docker-up.sh),
 # the control plane (e2e/cluster.sh up). Ctrl+C stops the agent; `e2e/cluster.sh down` stops the
-# control plane.
+# control plane. dockerd and the sample Workload's container stay: e2e/README.md says how to
+# remove the container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
