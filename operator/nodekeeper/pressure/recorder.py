@@ -5,8 +5,14 @@ snapshots (queue depths, lag, memory, task count, pressure) in a ring buffer, an
 :meth:`FlightRecorder.dump` writes them as one JSON crash report when the agent reaches
 CRITICAL memory, fails a root task, or is told to. The write is atomic (a temporary file in the
 same directory, fsync, rename), so a report is whole or absent, never half-written.
+
+Two fsyncs can take a long time on a busy disk, so on the event loop (SIGUSR1, a failed root
+task) :meth:`FlightRecorder.dump_async` is used: it takes the report on the loop and writes it in
+a thread. :meth:`FlightRecorder.dump` writes in the caller's thread, for where no loop runs (an
+unhandled exception on the way out).
 """
 
+import asyncio
 import collections
 import dataclasses
 import datetime
@@ -65,6 +71,15 @@ class FlightRecorder:
 
     def dump(self, state_dir: Path, reason: str) -> Path:
         """Write the crash report ``state_dir/crash-<UTC timestamp>.json``; returns its path."""
+        return _write(state_dir, *self._report(reason))
+
+    async def dump_async(self, state_dir: Path, reason: str) -> Path:
+        """:meth:`dump` without blocking the loop: the snapshots are taken here, on the loop
+        that records them, and written in a thread. Cancelling the caller does not stop the
+        write, so the report is still whole."""
+        return await asyncio.to_thread(_write, state_dir, *self._report(reason))
+
+    def _report(self, reason: str) -> tuple[datetime.datetime, dict[str, Any]]:
         moment = self._now().astimezone(datetime.UTC)
         report = {
             "reason": reason,
@@ -73,20 +88,25 @@ class FlightRecorder:
             "capacity": self.capacity,
             "snapshots": self.snapshots(),
         }
-        state_dir.mkdir(parents=True, exist_ok=True)
-        target = state_dir / f"crash-{moment.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
-        fd, temporary = tempfile.mkstemp(prefix=".crash-", suffix=".tmp", dir=state_dir)
-        try:
-            with os.fdopen(fd, "w") as stream:
-                json.dump(report, stream, indent=1, default=str)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _sync_directory(state_dir)
-        return target
+        return moment, report
+
+
+def _write(state_dir: Path, moment: datetime.datetime, report: Mapping[str, Any]) -> Path:
+    """Write ``report`` atomically as ``state_dir/crash-<moment>.json``."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    target = state_dir / f"crash-{moment.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
+    fd, temporary = tempfile.mkstemp(prefix=".crash-", suffix=".tmp", dir=state_dir)
+    try:
+        with os.fdopen(fd, "w") as stream:
+            json.dump(report, stream, indent=1, default=str)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _sync_directory(state_dir)
+    return target
 
 
 def _sync_directory(directory: Path) -> None:

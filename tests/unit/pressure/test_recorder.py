@@ -1,8 +1,11 @@
 """The flight recorder keeps the last snapshots and writes them whole as a crash report."""
 
+import asyncio
 import datetime
 import json
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,6 +72,79 @@ def test_a_failed_dump_leaves_no_partial_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Circular"):
         flight.dump(tmp_path, reason="boom")
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_an_async_dump_writes_the_same_report(tmp_path: Path) -> None:
+    flight = recorder(4)
+    flight.record(Snapshot(time=1.0, queue_depths={"logs": 3}, tasks=9))
+
+    written = await flight.dump_async(tmp_path / "async", reason="SIGUSR1")
+
+    expected = flight.dump(tmp_path / "sync", reason="SIGUSR1")
+    assert written.name == expected.name == "crash-20260509T073525.123456Z.json"
+    assert json.loads(written.read_text()) == json.loads(expected.read_text())
+    assert [p.name for p in written.parent.iterdir()] == [written.name]
+
+
+def only_report(folder: Path) -> dict[str, object]:
+    [path] = folder.iterdir()  # and no temporary
+    report: dict[str, object] = json.loads(path.read_text())
+    return report
+
+
+class HeldSync:
+    """os.fsync that holds until released, so a test sees what runs while a report syncs."""
+
+    def __init__(self, real: Callable[[int], None]) -> None:
+        self.real = real
+        self.syncing = threading.Event()  # the first fsync (the file's) has begun
+        self.released = threading.Event()
+        self.done = threading.Event()  # the last fsync (the directory's) has ended
+        self.calls = 0
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        self.syncing.set()
+        assert self.released.wait(timeout=5), "held: the event loop did not run meanwhile"
+        self.real(fd)
+        if self.calls == 2:
+            self.done.set()
+
+
+async def test_an_async_dump_leaves_the_loop_running_while_it_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldSync(os.fsync)
+    monkeypatch.setattr(os, "fsync", held)
+    flight = recorder(2)
+    flight.record({"time": 1.0})
+
+    dumping = asyncio.create_task(flight.dump_async(tmp_path, reason="SIGUSR1"))
+    assert await asyncio.to_thread(held.syncing.wait, 5)
+    flight.record({"time": 2.0})  # the loop runs on: the agent keeps working
+    held.released.set()
+    path = await dumping
+
+    assert json.loads(path.read_text())["snapshots"] == [{"time": 1.0}]  # taken at the call
+
+
+async def test_a_cancelled_async_dump_still_writes_a_whole_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldSync(os.fsync)
+    monkeypatch.setattr(os, "fsync", held)
+    flight = recorder(2)
+    flight.record({"time": 1.0})
+
+    dumping = asyncio.create_task(flight.dump_async(tmp_path, reason="stopping"))
+    assert await asyncio.to_thread(held.syncing.wait, 5)
+    dumping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await dumping
+    held.released.set()
+    assert await asyncio.to_thread(held.done.wait, 5)
+
+    assert only_report(tmp_path)["reason"] == "stopping"
 
 
 def test_capacity_must_be_positive() -> None:
