@@ -19,6 +19,7 @@ import kopf
 
 from nodekeeper import __version__
 from nodekeeper.api import backuprun, workload
+from nodekeeper.api.codes import EXIT_CLUSTER, EXIT_HUNG, EXIT_STOPPED
 from nodekeeper.backups.metrics import rebuild as rebuild_backup_metrics
 from nodekeeper.backups.services import BackupServices
 from nodekeeper.config import Settings
@@ -68,7 +69,6 @@ logger = logging.getLogger(__name__)
 
 # Field managers of the status writers; `kubectl get -o yaml --show-managed-fields` shows them.
 HANDLER_FIELD_MANAGER = "nodekeeper-agent"
-EXIT_HUNG = 3  # the exit code when a stop overran shutdown_timeout_seconds
 RUNTIME_FIELD_MANAGER = "nodekeeper-runtime"
 
 WORKLOAD_ADMISSION_FIELDS = ("observedGeneration", "errorCode", "message")
@@ -250,7 +250,7 @@ async def run(settings: Settings) -> int:
 
         def report_on_request() -> None:
             # The file write (with fsync) in a thread: the agent goes on while it is written.
-            written = asyncio.create_task(asyncio.to_thread(selfwatch.dump, "SIGUSR1"))
+            written = asyncio.create_task(selfwatch.dump_async("SIGUSR1"))
             reports.add(written)
             written.add_done_callback(reports.discard)
 
@@ -434,7 +434,7 @@ async def run(settings: Settings) -> int:
             store.close()
         api.close()  # type: ignore[no-untyped-call]
     logger.info("agent stopped", extra={"failed_tasks": failed} if failed else {})
-    return 1 if failed else 0
+    return EXIT_CLUSTER if failed else EXIT_STOPPED
 
 
 async def run_offline(settings: Settings) -> int:
@@ -516,4 +516,4 @@ async def run_offline(settings: Settings) -> int:
         if containers is not None:
             containers.close()
     logger.info("agent stopped")
-    return 1 if failed else 0
+    return EXIT_CLUSTER if failed else EXIT_STOPPED

@@ -84,9 +84,19 @@ class SelfWatch:
         logger.warning("crash report written", extra={"path": str(path), "reason": reason})
         return path
 
+    async def dump_async(self, reason: str) -> Path | None:
+        """:meth:`dump` with the file write off the event loop, for an agent that goes on."""
+        try:
+            path = await self.recorder.dump_async(self._state_dir, reason)
+        except OSError as e:
+            logger.error("could not write the crash report", extra={"error": str(e)})
+            return None
+        logger.warning("crash report written", extra={"path": str(path), "reason": reason})
+        return path
+
     async def run(self) -> None:
         while True:
             due = self.sample()
             if due is not None:
-                await asyncio.to_thread(self.dump, due)
+                await self.dump_async(due)
             await asyncio.sleep(self._interval)
