@@ -62,16 +62,43 @@ def parser() -> argparse.ArgumentParser:
     pressure = commands.add_parser(
         "pressure",
         help="print what the agent sees of this node's pressure now",
-        description="PSI per resource, the node's cgroup figures and the node's memory, CPU "
-        "and Docker disk use, read now from /proc and cgroupfs (no cluster needed).",
+        description="PSI per resource, the node's cgroup figures, the node's memory, CPU and "
+        "Docker disk use, and each running Workload container's cgroup figures, read now from "
+        "/proc, cgroupfs and the Docker socket (no cluster needed). The Nodekeeper*Pressure "
+        "conditions are judged on these figures alone with the pressure_* settings: an "
+        'instantaneous evaluation without the sustain window ("would be True at these '
+        "figures\"), not the agent's own state. Roots and thresholds default to the settings "
+        "(NODEKEEPER_* variables, as in the agent's pod), else to the host's paths.",
     )
     pressure.add_argument("--json", action="store_true", help="print JSON instead of text")
-    pressure.add_argument("--proc-root", type=Path, default=Path("/proc"), help="host /proc")
     pressure.add_argument(
-        "--cgroup-root", type=Path, default=Path("/sys/fs/cgroup"), help="host cgroup tree"
+        "--proc-root",
+        type=Path,
+        default=None,
+        help="host /proc (default: NODEKEEPER_PROC_ROOT, else /proc)",
     )
     pressure.add_argument(
-        "--docker-root", type=Path, default=Path("/var/lib/docker"), help="Docker's data root"
+        "--cgroup-root",
+        type=Path,
+        default=None,
+        help="host cgroup tree (default: NODEKEEPER_CGROUP_ROOT, else /sys/fs/cgroup)",
+    )
+    pressure.add_argument(
+        "--docker-root",
+        type=Path,
+        default=None,
+        help="Docker's data root (default: NODEKEEPER_DOCKER_ROOT, else /var/lib/docker)",
+    )
+    pressure.add_argument(
+        "--docker-host",
+        default=None,
+        help="Docker API for the Workload containers (default: NODEKEEPER_DOCKER_HOST, else "
+        "unix:///var/run/docker.sock)",
+    )
+    pressure.add_argument(
+        "--no-workloads",
+        action="store_true",
+        help="leave out the per-Workload figures (no Docker call)",
     )
 
     backups = commands.add_parser(
@@ -170,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "logs":
         return _logs(args)
     if args.command == "pressure":
-        return _pressure(args.json, args.proc_root, args.cgroup_root, args.docker_root)
+        return _pressure(args)
     return _run(vars(args))
 
 
@@ -306,20 +333,62 @@ def _logs(args: argparse.Namespace) -> int:
         return 0
 
 
-def _pressure(as_json: bool, proc: Path, cgroup_root: Path, docker_root: Path) -> int:
+def _pressure(args: argparse.Namespace) -> int:
     import json
 
     from nodekeeper.pressure.cgroups import CgroupReader
     from nodekeeper.pressure.psi import PsiReader
-    from nodekeeper.pressure.report import build_report, render_text
+    from nodekeeper.pressure.report import WorkloadContainer, build_report, render_text
+    from nodekeeper.pressure.thresholds import Threshold
     from nodekeeper.pressure.totals import TotalsReader
+    from nodekeeper.runtime.containers import Containers
+    from nodekeeper.runtime.errors import DockerError
+    from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
 
-    report = build_report(
-        PsiReader(proc / "pressure"),
-        CgroupReader(root=cgroup_root, proc=proc),
-        totals=TotalsReader(disk_path=docker_root),
+    def workload_containers(docker_host: str) -> list[WorkloadContainer] | str:
+        """Running Workload containers from Docker, or why there are none to show."""
+        socket = Path(docker_host.removeprefix("unix://"))
+        if docker_host.startswith("unix://") and not socket.exists():
+            return f"left out: no Docker socket at {socket} (--docker-host, or --no-workloads)"
+        try:
+            containers = Containers.connect(docker_host)
+            try:
+                running = asyncio.run(containers.running_with(LABEL_UID))
+            finally:
+                containers.close()
+        except DockerError as e:
+            return f"left out: Docker at {docker_host} cannot be reached ({e})"
+        return [
+            WorkloadContainer(labels.get(LABEL_NAMESPACE, "?"), labels.get(LABEL_NAME, "?"), cid)
+            for cid, labels in running.items()
+        ]
+
+    names = ("proc_root", "cgroup_root", "docker_root", "docker_host")
+    try:
+        settings = load({name: getattr(args, name) for name in names})
+    except SettingsError as e:
+        print(f"nodekeeper: {e}", file=sys.stderr)
+        return EXIT_SETTINGS
+    threshold = Threshold(
+        enter_ratio=settings.pressure_enter_ratio,
+        exit_ratio=settings.pressure_exit_ratio,
+        sustain_seconds=settings.pressure_sustain_seconds,
     )
-    print(json.dumps(report, indent=2, sort_keys=True) if as_json else render_text(report))
+    report = build_report(
+        PsiReader(settings.proc_root / "pressure"),
+        CgroupReader(root=settings.cgroup_root, proc=settings.proc_root),
+        totals=TotalsReader(disk_path=settings.docker_root),
+        thresholds={"cpu": threshold, "memory": threshold, "io": threshold},
+        workloads="left out (--no-workloads)"
+        if args.no_workloads
+        else workload_containers(settings.docker_host),
+    )
+    text = json.dumps(report, indent=2, sort_keys=True) + "\n" if args.json else render_text(report)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the reader went away (`| head`) with what it wanted, as in `nodekeeper logs`
     return 0
 
 

@@ -5,7 +5,9 @@ proven live on cpu; memory transitions are tested on fixture files (tests/unit/p
 """
 
 import asyncio
+import json
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -152,3 +154,46 @@ async def test_a_trigger_on_a_removed_containers_cgroup_ends_with_trigger_closed
     finally:
         if not removed:
             await docker("rm", "-f", container_id)
+
+
+async def test_the_pressure_command_shows_a_running_workloads_figures() -> None:
+    container_id = await docker(
+        "run",
+        "-d",
+        "--memory",
+        "64m",
+        "--label",
+        f"nodekeeper.io/test-run={RUN_ID}",
+        "--label",
+        f"nodekeeper.io/workload-uid=uid-{RUN_ID}",
+        "--label",
+        "nodekeeper.io/namespace=team-a",
+        "--label",
+        f"nodekeeper.io/name=web-{RUN_ID}",
+        TEST_IMAGE,
+        "sleep",
+        "30",
+    )
+    try:
+        command = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "nodekeeper.cli",
+            "pressure",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):
+            out, err = await command.communicate()
+        assert command.returncode == 0, err.decode()
+        report = json.loads(out)
+
+        assert report["workloads"]["skipped"] is None
+        [mine] = [c for c in report["workloads"]["containers"] if c["container_id"] == container_id]
+        assert (mine["namespace"], mine["name"]) == ("team-a", f"web-{RUN_ID}")
+        assert mine["cgroup"]["memory_limit_bytes"] == 64 * MiB
+        assert report["conditions_basis"] == "instantaneous"
+        assert len(report["conditions"]) == 3
+    finally:
+        await docker("rm", "-f", container_id)

@@ -1,17 +1,27 @@
 """What the agent sees now, for ``nodekeeper pressure [--json]`` and for support bundles.
 
-One JSON-able dict (PSI per resource, the node's cgroup figures, node totals, condition states)
-and a plain-text rendering of it. When a condition surprises someone, this shows the figures it
-was judged by, read the same way the agent reads them.
+One JSON-able dict (PSI per resource, the node's cgroup figures, node totals, condition states,
+and each running Workload container's cgroup figures when the caller lists them) and a
+plain-text rendering of it. When a condition surprises someone, this shows the figures it was
+judged by, read the same way the agent reads them.
+
+Conditions come either from a running tracker (``basis: sustained``, what the Node shows) or,
+for the command line, which has no history, from the thresholds applied to the figures read now
+(``basis: instantaneous``: what each would be if these figures lasted the sustain window).
 """
 
+import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
 
 from nodekeeper.pressure.cgroups import CgroupReader, CgroupStats
-from nodekeeper.pressure.psi import RESOURCES, PsiLine, PsiSample, PsiSource
-from nodekeeper.pressure.thresholds import ConditionState
+from nodekeeper.pressure.psi import RESOURCES, PsiLine, PsiSample, PsiSource, Resource
+from nodekeeper.pressure.thresholds import ConditionState, Threshold, instant_states
 from nodekeeper.pressure.totals import NodeTotals
+
+Basis = Literal["sustained", "instantaneous"]
+
+INSTANT_NOTE = "instantaneous: these figures judged alone, without the sustain window"
 
 
 class ConditionSource(Protocol):
@@ -22,11 +32,27 @@ class TotalsSource(Protocol):
     def read(self) -> NodeTotals: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkloadContainer:
+    """A running container that belongs to a Workload, as Docker lists it."""
+
+    namespace: str
+    name: str
+    container_id: str
+
+
+class WorkloadsReport(TypedDict):
+    skipped: str | None  # why there are no per-Workload figures, when there are none
+    containers: list[dict[str, Any]]
+
+
 class PressureReport(TypedDict):
     psi: dict[str, dict[str, Any] | None]
     cgroups: dict[str, Any]
     totals: dict[str, Any] | None
     conditions: list[dict[str, Any]]
+    conditions_basis: Basis | None
+    workloads: WorkloadsReport | None
 
 
 def build_report(
@@ -34,11 +60,23 @@ def build_report(
     cgroups: CgroupReader,
     totals: TotalsSource | None = None,
     conditions: ConditionSource | None = None,
+    *,
+    thresholds: Mapping[Resource, Threshold] | None = None,
+    workloads: Iterable[WorkloadContainer] | str | None = None,
 ) -> PressureReport:
+    """The report. ``thresholds`` (instead of ``conditions``) judges the PSI read here;
+    ``workloads`` lists the containers to show, or says (a string) why they are left out."""
+    samples = {resource: psi.read(resource) for resource in RESOURCES}
     node = cgroups.read(cgroups.node())
     read = totals.read() if totals is not None else None
+    basis: Basis | None = None
+    states: Iterable[ConditionState] = ()
+    if thresholds is not None:
+        basis, states = "instantaneous", instant_states(samples, thresholds)
+    elif conditions is not None:
+        basis, states = "sustained", conditions.states()
     return {
-        "psi": {resource: _sample(psi.read(resource)) for resource in RESOURCES},
+        "psi": {resource: _sample(sample) for resource, sample in samples.items()},
         "cgroups": {
             "layout": cgroups.layout,
             "root": str(cgroups.root),
@@ -59,9 +97,33 @@ def build_report(
                 "reason": state.reason,
                 "message": state.message,
             }
-            for state in (conditions.states() if conditions is not None else ())
+            for state in states
         ],
+        "conditions_basis": basis,
+        "workloads": _workloads(cgroups, workloads),
     }
+
+
+def _workloads(
+    cgroups: CgroupReader, workloads: Iterable[WorkloadContainer] | str | None
+) -> WorkloadsReport | None:
+    if workloads is None:
+        return None
+    if isinstance(workloads, str):
+        return {"skipped": workloads, "containers": []}
+    containers = []
+    for workload in sorted(workloads, key=lambda w: (w.namespace, w.name, w.container_id)):
+        cgroup = cgroups.container(workload.container_id)
+        containers.append(
+            {
+                "namespace": workload.namespace,
+                "name": workload.name,
+                "container_id": workload.container_id,
+                # None: no cgroup found (the container exited since Docker listed it).
+                "cgroup": _stats(cgroups.read(cgroup)) if cgroup is not None else None,
+            }
+        )
+    return {"skipped": None, "containers": containers}
 
 
 def _line(line: PsiLine | None) -> dict[str, float] | None:
@@ -127,13 +189,42 @@ def render_text(report: PressureReport) -> str:
             f"disk {totals['disk_path']} {_percent(totals['disk_used_ratio'])}"
         )
     if report["conditions"]:
-        out.append("conditions:")
+        instant = report["conditions_basis"] == "instantaneous"
+        out.append(f"conditions ({INSTANT_NOTE}):" if instant else "conditions:")
         for condition in report["conditions"]:
             out.append(
                 f"  {condition['type']:<26} {condition['status']:<7} "
                 f"{condition['reason']:<18} {condition['message']}"
             )
+    workloads = report["workloads"]
+    if workloads is not None:
+        if workloads["skipped"] is not None:
+            out.append(f"workloads: {workloads['skipped']}")
+        else:
+            out.append(f"workloads: {len(workloads['containers'])} running container(s)")
+        for container in workloads["containers"]:
+            out.append(_workload_line(container))
     return "\n".join(out) + "\n"
+
+
+def _workload_line(container: Mapping[str, Any]) -> str:
+    who = f"  {container['namespace']}/{container['name']} {container['container_id'][:12]}"
+    stats = container["cgroup"]
+    if stats is None:
+        return f"{who}: no cgroup (exited?)"
+    psi = ", ".join(
+        f"{resource} {_percent(sample['some']['avg10'])}"
+        for resource, sample in stats["psi"].items()
+        if sample is not None
+    )
+    return (
+        f"{who}: memory {_bytes(stats['memory_working_set_bytes'])} working set, "
+        f"limit {_limit(stats, 'memory_limit_bytes', _bytes)}; "
+        f"OOM kills {_known(stats['oom_kill_events'])}; "
+        f"CPU quota {_limit(stats, 'cpu_quota_cores', lambda v: f'{v:g} cores')}; "
+        f"throttled {_known(stats['throttled_periods'])} periods"
+        + (f"; PSI some avg10 {psi}" if psi else "")
+    )
 
 
 def _percent(ratio: float | None) -> str:

@@ -266,3 +266,53 @@ class PressureTracker:
 
 def _since(started: float | None, now: float) -> float:
     return now if started is None else started
+
+
+def instant_states(
+    samples: Mapping[Resource, PsiSample | None], thresholds: Mapping[Resource, Threshold]
+) -> tuple[ConditionState, ...]:
+    """What each condition would be at these figures alone, with no history: for a human
+    asking now (``nodekeeper pressure``), not for the Node, which only the tracker writes.
+
+    Without history there is no sustain window and no hysteresis: ``True`` means the figure is
+    at or above enter now (the agent would say so once it lasted ``sustain_seconds``); between
+    exit and enter a condition that is already True stays True, which the message says.
+    """
+    states = []
+    for resource in RESOURCES:
+        threshold = thresholds.get(resource, Threshold())
+        sample = samples.get(resource)
+        value = threshold.signal(sample) if sample is not None else None
+        figure = threshold.figure(resource)
+        enter, leave = threshold.enter_ratio, threshold.exit_ratio
+        lasting = f"{threshold.sustain_seconds:g} s"
+        status: ConditionStatus
+        if value is None:
+            status, reason = "Unknown", PSI_UNAVAILABLE
+            message = f"no PSI figures for {figure}: pressure cannot be judged"
+        elif value >= enter:
+            status, reason = "True", pressure_reason(resource)
+            message = (
+                f"{figure} {value:.1%} >= {enter:.1%}: would be True at these figures, "
+                f"once they last {lasting}"
+            )
+        elif value >= leave:
+            status, reason = "False", calm_reason(resource)
+            message = (
+                f"{figure} {value:.1%} < {enter:.1%}: would be False at these figures; "
+                f"one already True stays so until below {leave:.1%} for {lasting}"
+            )
+        else:
+            status, reason = "False", calm_reason(resource)
+            message = f"{figure} {value:.1%} < {leave:.1%}: would be False at these figures"
+        states.append(
+            ConditionState(
+                resource=resource,
+                type=CONDITION_TYPES[resource],
+                status=status,
+                reason=reason,
+                message=message,
+                ratio=value,
+            )
+        )
+    return tuple(states)
