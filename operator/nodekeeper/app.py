@@ -111,11 +111,16 @@ def log_pipeline(
     return pipeline, store
 
 
-def pressure_parts(
-    settings: Settings, metrics: Metrics
-) -> tuple[PsiReader, PressureTracker, SelfProtection]:
-    """PSI, the thresholds that turn it into conditions, and the agent's own memory, their
-    metrics registered: what both the agent and ``--offline`` sample."""
+@dataclasses.dataclass(frozen=True)
+class PressureParts:
+    psi: PsiReader
+    tracker: PressureTracker  # PSI into conditions
+    protection: SelfProtection  # the agent's own memory
+    cgroups: CgroupReader  # shared by every cgroup read, so one counter says what was malformed
+
+
+def pressure_parts(settings: Settings, metrics: Metrics) -> PressureParts:
+    """What both the agent and ``--offline`` sample, their metrics registered."""
     psi = PsiReader(settings.proc_root / "pressure")
     threshold = Threshold(
         enter_ratio=settings.pressure_enter_ratio,
@@ -123,14 +128,17 @@ def pressure_parts(
         sustain_seconds=settings.pressure_sustain_seconds,
     )
     tracker = PressureTracker({"cpu": threshold, "memory": threshold, "io": threshold})
-    protection = SelfProtection(
-        CgroupReader(root=settings.cgroup_root, proc=settings.proc_root),
-        fallback_limit_bytes=settings.memory_limit_bytes or None,
-    )
+    cgroups = CgroupReader(root=settings.cgroup_root, proc=settings.proc_root)
+    protection = SelfProtection(cgroups, fallback_limit_bytes=settings.memory_limit_bytes or None)
     metrics.registry.register(
-        PressureCollector(psi=psi.read_all, conditions=tracker.states, self_memory=protection.read)
+        PressureCollector(
+            psi=psi.read_all,
+            conditions=tracker.states,
+            self_memory=protection.read,
+            read_errors=lambda: {**psi.malformed, **cgroups.malformed},
+        )
     )
-    return psi, tracker, protection
+    return PressureParts(psi, tracker, protection, cgroups)
 
 
 def own_exclusions(settings: Settings) -> list[str]:
@@ -222,7 +230,8 @@ async def run(settings: Settings) -> int:
         )
 
         # Pressure: PSI into Node conditions, the admission gate, the agent's own memory.
-        psi, tracker, protection = pressure_parts(settings, metrics)
+        pressure = pressure_parts(settings, metrics)
+        psi, tracker, protection = pressure.psi, pressure.tracker, pressure.protection
         node_pressure = NodePressure(
             sampler=PressureSampler(
                 psi, tracker, interval_seconds=settings.pressure_sample_seconds
@@ -314,7 +323,7 @@ async def run(settings: Settings) -> int:
             )
             background.append(garbage_task)
         if settings.workloads_enabled:
-            usage = WorkloadUsage(CgroupReader(root=settings.cgroup_root, proc=settings.proc_root))
+            usage = WorkloadUsage(pressure.cgroups)
             metrics.registry.register(WorkloadUsageCollector(usage.latest))
             background.append(
                 asyncio.create_task(
@@ -459,8 +468,10 @@ async def run_offline(settings: Settings) -> int:
         containers = None
     api_source = ContainerLogs(containers.client) if containers is not None else None
     pipeline, store = log_pipeline(settings, metrics, api_source)
-    psi, tracker, _ = pressure_parts(settings, metrics)
-    sampler = PressureSampler(psi, tracker, interval_seconds=settings.pressure_sample_seconds)
+    pressure = pressure_parts(settings, metrics)
+    sampler = PressureSampler(
+        pressure.psi, pressure.tracker, interval_seconds=settings.pressure_sample_seconds
+    )
 
     async def log_transitions(transitions: Sequence[Transition]) -> None:
         for transition in transitions:

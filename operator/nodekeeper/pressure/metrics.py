@@ -28,7 +28,9 @@ class PressureCollector(Collector):
         psi: Callable[[], Mapping[Any, PsiSample | None]],
         conditions: Callable[[], Iterable[ConditionState]],
         self_memory: Callable[[], SelfMemory],
+        read_errors: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
+        self._read_errors = read_errors
         self._psi = psi
         self._conditions = conditions
         self._self_memory = self_memory
@@ -83,6 +85,15 @@ class PressureCollector(Collector):
         )
         level.add_metric([], int(memory.level))
         yield level
+        errors = CounterMetricFamily(
+            "nodekeeper_pressure_read_errors",
+            "Reads of a PSI or cgroup file whose content could not be parsed (the figure was "
+            "reported unknown; the log names the file once).",
+            labels=["source"],
+        )
+        for source, count in sorted(self._read_errors().items()):
+            errors.add_metric([source], count)
+        yield errors
 
 
 class WorkloadUsageCollector(Collector):

@@ -1,0 +1,32 @@
+"""Malformed PSI and cgroup files are counted where a user sees them: in the metrics."""
+
+from prometheus_client import CollectorRegistry
+
+from nodekeeper.pressure.cgroups import CgroupReader
+from nodekeeper.pressure.metrics import PressureCollector
+from nodekeeper.pressure.psi import PsiReader
+from nodekeeper.pressure.selfprotect import SelfProtection
+from nodekeeper.pressure.thresholds import PressureTracker
+from tests.unit.pressure.conftest import FIXTURES
+
+
+def test_malformed_files_are_counted_per_source_in_the_metrics() -> None:
+    psi = PsiReader(FIXTURES / "proc-malformed" / "pressure")
+    cgroups = CgroupReader(root=FIXTURES / "cgroup-v2-malformed", proc=FIXTURES / "proc-malformed")
+    registry = CollectorRegistry()
+    registry.register(
+        PressureCollector(
+            psi=psi.read_all,
+            conditions=PressureTracker().states,
+            self_memory=SelfProtection(cgroups).read,
+            read_errors=lambda: {**psi.malformed, **cgroups.malformed},
+        )
+    )
+    errors = "nodekeeper_pressure_read_errors_total"
+    # A scrape reads PSI (and the agent's own cgroup) itself: each malformed read counts.
+    first = registry.get_sample_value(errors, {"source": "psi"})
+    assert first is not None
+    assert first > 0
+    assert (registry.get_sample_value(errors, {"source": "psi"}) or 0) > first
+    cgroups.read(cgroups.node())
+    assert (registry.get_sample_value(errors, {"source": "cgroup"}) or 0) > 0
