@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from nodekeeper import __version__
+from nodekeeper.api.codes import EXIT_CLUSTER, EXIT_SETTINGS
 from nodekeeper.config import Settings, SettingsError, flag_name, load
-
-EXIT_SETTINGS = 2
-EXIT_CLUSTER = 1
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:

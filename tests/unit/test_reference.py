@@ -162,11 +162,3 @@ def test_every_condition_type_is_documented() -> None:
 def test_every_exit_code_is_documented() -> None:
     documented = {int(code): meaning for code, meaning in table("Exit codes of `nodekeeper run`")}
     assert documented == codes.EXIT_CODES
-
-
-def test_the_exit_codes_used_are_the_documented_ones() -> None:
-    from nodekeeper import app, cli
-
-    assert cli.EXIT_SETTINGS == codes.EXIT_SETTINGS
-    assert cli.EXIT_CLUSTER == codes.EXIT_CLUSTER
-    assert app.EXIT_HUNG == codes.EXIT_HUNG
