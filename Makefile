@@ -41,6 +41,7 @@ format: venv
 	$(BIN)/ruff check --fix operator tests e2e bench observability
 
 crds: venv
+	rm -f crds/*.yaml
 	$(BIN)/nodekeeper crds --out crds
 	rm -f charts/nodekeeper/crds/*.yaml
 	cp crds/*.yaml charts/nodekeeper/crds/
@@ -99,7 +100,7 @@ e2e: venv docker binaries
 
 # For users with an image registry: a kind cluster whose API the same suite runs against, the
 # agent running on this machine for a kind node and this machine's Docker (cannot run here).
-kind-e2e: venv docker
+kind-e2e: venv docker binaries
 	kind create cluster --name nodekeeper-e2e --wait 120s
 	kind export kubeconfig --name nodekeeper-e2e --kubeconfig $(CURDIR)/.kind-kubeconfig
 	KUBECONFIG=$(CURDIR)/.kind-kubeconfig E2E_NODE=nodekeeper-e2e-control-plane $(PYTEST) e2e/tests
