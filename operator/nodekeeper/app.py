@@ -179,11 +179,38 @@ async def run(settings: Settings) -> int:
     failed: list[str] = []
     settings.require_node()
     configuration = client.load(settings.kubeconfig)
-    api = client.api_client(configuration)
+    api = client.api_client(configuration, settings.api_timeout_seconds)
     containers: Containers | None = None
     store: LogStore | None = None
+    server: HttpServer | None = None
     background: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    interrupted: list[str] = []
+
+    def give_up() -> None:
+        logger.error(
+            "shutdown took longer than shutdown_timeout_seconds; exiting now",
+            extra={"seconds": settings.shutdown_timeout_seconds},
+        )
+        logging.shutdown()
+        os._exit(EXIT_HUNG)
+
+    def stop_starting(signum: signal.Signals) -> None:
+        # Until kopf runs (its own handlers replace these): end start-up where it is; the
+        # cleanup below closes what was opened, and the exit is a clean 0 unless a call in a
+        # thread (bounded by api_timeout_seconds) holds the exit past the shutdown timeout.
+        logger.info("stopping during start-up", extra={"signal": signum.name})
+        interrupted.append(signum.name)
+        if main is not None:
+            main.cancel()
+        loop.call_later(settings.shutdown_timeout_seconds, give_up)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_starting, signum)
     try:
+        # Debug only: a refused start-up stays one line of stderr.
+        logger.debug("connecting to the API server", extra={"server": configuration.host})
         server_version = await version.check(api)
         phases: dict[str, str] = {}
         metrics = Metrics(workload_phases=lambda: phases)
@@ -254,7 +281,6 @@ async def run(settings: Settings) -> int:
             logs=pipeline.state,
         )
         background.append(asyncio.create_task(selfwatch.run(), name="self watch"))
-        loop = asyncio.get_running_loop()
         reports: set[asyncio.Task[Path | None]] = set()
 
         def report_on_request() -> None:
@@ -395,14 +421,6 @@ async def run(settings: Settings) -> int:
             # The hard guard: a node drain must never hang on this agent.
             loop.call_later(settings.shutdown_timeout_seconds, give_up)
 
-        def give_up() -> None:
-            logger.error(
-                "shutdown took longer than shutdown_timeout_seconds; exiting now",
-                extra={"seconds": settings.shutdown_timeout_seconds},
-            )
-            logging.shutdown()
-            os._exit(EXIT_HUNG)
-
         def supervise(task: asyncio.Task[None]) -> None:
             # A long-lived part that dies would leave the agent half-blind while /readyz stays
             # green: stop the whole agent instead, so the kubelet restarts it.
@@ -433,6 +451,12 @@ async def run(settings: Settings) -> int:
             readiness.stopping = True
             logger.info("operator stopped; stopping the HTTP server")
             await asyncio.wait_for(server.stop(), timeout=settings.shutdown_timeout_seconds)
+    except asyncio.CancelledError:
+        if not interrupted or main is None:
+            raise
+        main.uncancel()
+        if server is not None:
+            await server.stop()
     finally:
         for task in background:
             task.cancel()

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("NODEKEEPER_KUBECONFIG", "KUBECONFIG", "kubeconfig"),
         description="Kubeconfig file (also read from KUBECONFIG); unset: in-cluster account.",
     )
+    api_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for the agent's own Kubernetes API calls (connect, then each "
+        "read) before one fails and is retried; kopf's watches have their own.",
+    )
     http_host: str = Field(default="0.0.0.0", description="Address of /metrics, /healthz, /readyz.")
     http_port: int = Field(
         default=8080, ge=0, le=65535, description="Port of that server (0: any)."

@@ -166,3 +166,93 @@ async def test_an_old_server_is_refused_with_one_line(
         f"nodekeeper: Kubernetes {old} is too old: nodekeeper needs 1.32 or newer "
         "(CRD selectableFields); upgrade the control plane\n"
     )
+
+
+class SlowVersionServer:
+    """An API server that answers /version after ``delay`` seconds, or never (``None``)."""
+
+    def __init__(self, delay: float | None) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.release.wait(delay)
+                body = json.dumps({"major": "1", "minor": "35", "gitVersion": "v1.35.1"})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_sigterm_during_start_up_stops_the_agent_cleanly(tmp_path: Path) -> None:
+    server = SlowVersionServer(delay=2.0)
+    process = await start_agent(
+        kubeconfig(tmp_path / "kc", server.url),
+        free_port(),
+        "--state-dir",
+        str(tmp_path),
+        "--log-level",
+        "debug",
+    )
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(30):  # a hang guard
+            async for line in process.stderr:
+                if json.loads(line)["message"] == "connecting to the API server":
+                    break
+        process.send_signal(signal.SIGTERM)  # while /version is still on its way
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        server.close()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert process.returncode == 0
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert lines[0]["message"] == "stopping during start-up"
+    assert lines[-1]["message"] == "agent stopped"
+    assert not [line for line in lines if line["level"] in ("error", "critical")]
+
+
+async def test_an_api_server_that_never_answers_is_one_line_after_the_api_timeout(
+    tmp_path: Path,
+) -> None:
+    server = SlowVersionServer(delay=None)
+    process = await start_agent(
+        kubeconfig(tmp_path / "kc", server.url),
+        free_port(),
+        "--state-dir",
+        str(tmp_path),
+        "--api-timeout-seconds",
+        "1",
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    finally:
+        server.close()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert process.returncode == 1
+    last = stderr.decode().splitlines()[-1]
+    assert last.startswith("nodekeeper: ")
+    assert "timed out" in last

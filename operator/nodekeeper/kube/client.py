@@ -6,6 +6,7 @@ Both the kubernetes client (status writes, Node patches) and kopf's own client u
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import kubernetes.client
 import kubernetes.config
@@ -49,8 +50,41 @@ def load(kubeconfig: Path | None) -> kubernetes.client.Configuration:
     return configuration
 
 
-def api_client(configuration: kubernetes.client.Configuration) -> kubernetes.client.ApiClient:
-    return kubernetes.client.ApiClient(configuration)
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class _TimedApiClient(kubernetes.client.ApiClient):
+    """Every call gets a timeout unless it names its own: the client's default is none, so a
+    server that accepts and never answers would hold a thread (and a handler) forever."""
+
+    def __init__(self, configuration: kubernetes.client.Configuration, timeout: float) -> None:
+        super().__init__(configuration)
+        self._timeout = timeout
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        return super().call_api(
+            method,
+            url,
+            header_params,
+            body,
+            post_params,
+            _request_timeout=_request_timeout or (self._timeout, self._timeout),  # connect, read
+        )
+
+
+def api_client(
+    configuration: kubernetes.client.Configuration,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> kubernetes.client.ApiClient:
+    return _TimedApiClient(configuration, timeout_seconds)
 
 
 def credentials(configuration: kubernetes.client.Configuration) -> Credentials:
