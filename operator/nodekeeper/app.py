@@ -141,6 +141,33 @@ def pressure_parts(settings: Settings, metrics: Metrics) -> PressureParts:
     return PressureParts(psi, tracker, protection, cgroups)
 
 
+def self_watch(
+    settings: Settings, pressure: PressureParts, pipeline: LogPipeline, budget: ReadBudget
+) -> SelfWatch:
+    """The agent's memory against its limit driving the log read size, and the flight recorder
+    of its last hour; the caller runs it."""
+    return SelfWatch(
+        protection=pressure.protection,
+        recorder=FlightRecorder(),
+        state_dir=settings.state_dir,
+        pressure=lambda: {state.type: state.status for state in pressure.tracker.states()},
+        budgets=[budget],
+        logs=pipeline.state,
+    )
+
+
+def report_on_sigusr1(selfwatch: SelfWatch) -> None:
+    """``kill -USR1`` writes a crash report; the write runs in a thread while the agent goes on."""
+    reports: set[asyncio.Task[Path | None]] = set()
+
+    def report() -> None:
+        written = asyncio.create_task(selfwatch.dump_async("SIGUSR1"))
+        reports.add(written)  # held until done: the loop keeps only weak references
+        written.add_done_callback(reports.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
+
+
 def own_exclusions(settings: Settings) -> list[str]:
     """The user's exclude rules, plus the agent's own pod: reading its own log would feed the
     pipeline with its own output (the container id alone is not enough under cri-dockerd with
@@ -258,7 +285,7 @@ async def run(settings: Settings) -> int:
 
         # Pressure: PSI into Node conditions, the admission gate, the agent's own memory.
         pressure = pressure_parts(settings, metrics)
-        psi, tracker, protection = pressure.psi, pressure.tracker, pressure.protection
+        psi, tracker = pressure.psi, pressure.tracker
         node_pressure = NodePressure(
             sampler=PressureSampler(
                 psi, tracker, interval_seconds=settings.pressure_sample_seconds
@@ -272,24 +299,9 @@ async def run(settings: Settings) -> int:
             trigger_window_us=settings.pressure_trigger_window_us,
         )
         background.append(asyncio.create_task(node_pressure.run(), name="node pressure"))
-        selfwatch = SelfWatch(
-            protection=protection,
-            recorder=FlightRecorder(),
-            state_dir=settings.state_dir,
-            pressure=lambda: {state.type: state.status for state in tracker.states()},
-            budgets=[budget],
-            logs=pipeline.state,
-        )
+        selfwatch = self_watch(settings, pressure, pipeline, budget)
         background.append(asyncio.create_task(selfwatch.run(), name="self watch"))
-        reports: set[asyncio.Task[Path | None]] = set()
-
-        def report_on_request() -> None:
-            # The file write (with fsync) in a thread: the agent goes on while it is written.
-            written = asyncio.create_task(selfwatch.dump_async("SIGUSR1"))
-            reports.add(written)
-            written.add_done_callback(reports.discard)
-
-        loop.add_signal_handler(signal.SIGUSR1, report_on_request)
+        report_on_sigusr1(selfwatch)
         admission = AdmissionGate(
             tracker,
             TotalsReader(disk_path=settings.docker_root),
@@ -491,8 +503,10 @@ async def run_offline(settings: Settings) -> int:
         )
         containers = None
     api_source = ContainerLogs(containers.client) if containers is not None else None
-    pipeline, store = log_pipeline(settings, metrics, api_source)
+    budget = log_read_budget(settings)
+    pipeline, store = log_pipeline(settings, metrics, api_source, budget)
     pressure = pressure_parts(settings, metrics)
+    selfwatch = self_watch(settings, pressure, pipeline, budget)
     sampler = PressureSampler(
         pressure.psi, pressure.tracker, interval_seconds=settings.pressure_sample_seconds
     )
@@ -523,7 +537,9 @@ async def run_offline(settings: Settings) -> int:
     tasks = [
         asyncio.create_task(pipeline.run(), name="log pipeline"),
         asyncio.create_task(sampler.run(log_transitions), name="pressure sampler"),
+        asyncio.create_task(selfwatch.run(), name="self watch"),
     ]
+    report_on_sigusr1(selfwatch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -541,6 +557,7 @@ async def run_offline(settings: Settings) -> int:
                 "agent task ended unexpectedly; stopping the agent",
                 extra={"task": ended.get_name(), "error": repr(ended.exception())},
             )
+            selfwatch.dump(f"agent task {ended.get_name()!r} failed: {ended.exception()!r}")
         stopping.cancel()
     finally:
         for task in tasks:
