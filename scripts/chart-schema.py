@@ -201,6 +201,9 @@ def values_schema() -> dict[str, Any]:
                 {
                     "create": boolean("Create the agent's roles."),
                     "logReader": boolean("Create the log reader ClusterRole."),
+                    "ownNodeOnly": boolean(
+                        "Limit each agent's writes to its own node (ValidatingAdmissionPolicy)."
+                    ),
                     "logReaderAggregateTo": array(
                         "Roles the log reader is aggregated into.",
                         string(

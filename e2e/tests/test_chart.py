@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import kubernetes.client
 import pytest
 import yaml
 
 from e2e.tests.conftest import CACHE, ROOT, Kubectl
+from nodekeeper.kube import client
 
 CHART = ROOT / "charts" / "nodekeeper"
 pytestmark = pytest.mark.timeout(300)
@@ -248,10 +250,14 @@ def test_the_agent_may_do_nothing_else(kubectl: Kubectl, release: Release) -> No
     assert allowed == []
 
 
-def agent_kubeconfig(kubectl: Kubectl, release: Release, folder: Path) -> str:
-    """A kubeconfig with the agent's own service-account token (what its pod would use)."""
+def agent_kubeconfig(
+    kubectl: Kubectl, release: Release, folder: Path, *, bound_pod: str | None = None
+) -> str:
+    """A kubeconfig with the agent's own service-account token (what its pod would use); with
+    ``bound_pod``, bound to that pod as the kubelet's tokens are, so it names the pod's node."""
+    bound = ("--bound-object-kind", "Pod", "--bound-object-name", bound_pod) if bound_pod else ()
     token = kubectl.run(
-        "create", "token", release.fullname, "--namespace", release.namespace
+        "create", "token", release.fullname, "--namespace", release.namespace, *bound
     ).stdout.strip()
     admin = yaml.safe_load(Path(kubectl.kubeconfig).read_text())
     config = {
@@ -264,7 +270,7 @@ def agent_kubeconfig(kubectl: Kubectl, release: Release, folder: Path) -> str:
         ],
         "current-context": "agent",
     }
-    path = folder / "agent.kubeconfig"
+    path = folder / f"agent-{bound_pod or 'unbound'}.kubeconfig"
     path.write_text(yaml.safe_dump(config))
     return str(path)
 
@@ -309,6 +315,78 @@ def test_the_agents_token_reads_secrets_only_in_listed_namespaces(
     assert "forbidden" in refused.stderr.lower()
 
 
+def condition_patch(kind: str) -> str:
+    condition = {"type": kind, "status": "False", "reason": "Probe", "message": "e2e"}
+    return json.dumps({"status": {"conditions": [condition]}})
+
+
+def test_the_agent_may_change_only_its_own_nodes_objects(
+    kubectl: Kubectl, release: Release, node: str, tmp_path: Path
+) -> None:
+    """RBAC grants every Node's status and every node's Workloads; the chart's admission policy
+    narrows that to the node in the agent pod's token, on the real API server."""
+    other = f"e2e-other-{release.name}"
+    pod = f"agent-{release.name}"
+    kubectl.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": other}})
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod, "namespace": release.namespace},
+            "spec": {
+                "nodeName": node,  # as the DaemonSet's pod on this node (no kubelet runs it)
+                "serviceAccountName": release.fullname,
+                "containers": [{"name": "agent", "image": "nodekeeper:dev"}],
+            },
+        }
+    )
+    theirs = {
+        "apiVersion": "nodekeeper.io/v1alpha1",
+        "kind": "Workload",
+        "metadata": {"name": "theirs", "namespace": release.other_namespace},
+        "spec": {"nodeName": other, "image": "nodekeeper-test/busybox:latest"},
+    }
+    kubectl.apply(theirs)
+    probe = "NodekeeperPolicyProbe"
+    try:
+        agent = Kubectl(agent_kubeconfig(kubectl, release, tmp_path, bound_pod=pod))
+        patch = ("--subresource=status", "--type=strategic", "-p", condition_patch(probe))
+        agent.run("patch", "node", node, *patch)  # its own: allowed
+
+        refused = agent.run("patch", "node", other, *patch, check=False)
+        assert refused.returncode != 0
+        assert f"the nodekeeper agent of node {node} may not change nodes {other}" in (
+            refused.stderr
+        )
+        # The agent's own calls (no kubectl: it would GET first, which the agent may not).
+        objects = kubernetes.client.CustomObjectsApi(
+            client.api_client(client.load(Path(agent.kubeconfig)))
+        )
+        where = ("nodekeeper.io", "v1alpha1", release.other_namespace, "workloads", "theirs")
+        with pytest.raises(kubernetes.client.ApiException) as refused_patch:
+            objects.patch_namespaced_custom_object(*where, {"metadata": {"labels": {"probe": "1"}}})
+        assert refused_patch.value.status == 403
+        assert f"may not change workloads theirs of node {other}" in str(refused_patch.value.body)
+        with pytest.raises(kubernetes.client.ApiException) as refused_delete:
+            objects.delete_namespaced_custom_object(*where)
+        assert refused_delete.value.status == 403
+        assert "may not change workloads theirs" in str(refused_delete.value.body)
+
+        unbound = Kubectl(agent_kubeconfig(kubectl, release, tmp_path))
+        refused = unbound.run("patch", "node", node, *patch, check=False)
+        assert refused.returncode != 0
+        assert "the nodekeeper agent's token names no node" in refused.stderr
+    finally:
+        kubectl.run(
+            *("patch", "node", node, "--subresource=status", "--type=strategic", "-p"),
+            json.dumps({"status": {"conditions": [{"type": probe, "$patch": "delete"}]}}),
+            check=False,
+        )
+        kubectl.run("delete", "workload", "theirs", "-n", release.other_namespace, check=False)
+        kubectl.run("delete", "pod", pod, "-n", release.namespace, "--wait=false", check=False)
+        kubectl.run("delete", "node", other, check=False)
+
+
 def test_upgrade_applies_new_values(kubectl: Kubectl, helm: Helm, release: Release) -> None:
     helm.run(
         *("upgrade", release.name, str(CHART), "--namespace", release.namespace),
@@ -340,7 +418,11 @@ def test_uninstall_leaves_only_the_crds(kubectl: Kubectl, helm: Helm, release: R
         "servicemonitors.monitoring.coreos.com,prometheusrules.monitoring.coreos.com"
     )
     left = kubectl.get(namespaced, "-A", "-l", selector)["items"]
-    left += kubectl.get("clusterroles,clusterrolebindings", "-l", selector)["items"]
+    cluster_scoped = (
+        "clusterroles,clusterrolebindings,validatingadmissionpolicies,"
+        "validatingadmissionpolicybindings"
+    )
+    left += kubectl.get(cluster_scoped, "-l", selector)["items"]
     assert [f"{item['kind']}/{item['metadata']['name']}" for item in left] == []
     releases = kubectl.get("secrets", "--namespace", release.namespace, "-l", "owner=helm")
     assert releases["items"] == []
