@@ -343,3 +343,22 @@ def test_helm_test_hook_fetches_healthz_through_the_service(render: Render) -> N
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = pod["spec"]["containers"][0]["command"][-1]
     assert "http://nodekeeper.nodekeeper.svc:8080/healthz" in script
+
+
+def test_the_own_node_policy_names_the_agents_account_and_can_be_turned_off(
+    render: Render,
+) -> None:
+    documents = render("default.yaml")
+    policy = find(documents, "ValidatingAdmissionPolicy")
+    (condition,) = policy["spec"]["matchConditions"]
+    assert condition["expression"] == (
+        'request.userInfo.username == "system:serviceaccount:nodekeeper:nodekeeper"'
+    )
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    binding = find(documents, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+
+    off = kinds(render("default.yaml", flags=("--set", "rbac.ownNodeOnly=false")))
+    assert "ValidatingAdmissionPolicy" not in off
+    assert "ValidatingAdmissionPolicyBinding" not in off
