@@ -148,7 +148,7 @@ def self_watch(
     of its last hour; the caller runs it."""
     return SelfWatch(
         protection=pressure.protection,
-        recorder=FlightRecorder(),
+        recorder=FlightRecorder(keep=settings.crash_reports_kept),
         state_dir=settings.state_dir,
         pressure=lambda: {state.type: state.status for state in pressure.tracker.states()},
         budgets=[budget],
@@ -227,6 +227,8 @@ async def run(settings: Settings) -> int:
         # Until kopf runs (its own handlers replace these): end start-up where it is; the
         # cleanup below closes what was opened, and the exit is a clean 0 unless a call in a
         # thread (bounded by api_timeout_seconds) holds the exit past the shutdown timeout.
+        if interrupted:
+            return  # one stop at a time: a second cancel would cut the cleanup short
         logger.info("stopping during start-up", extra={"signal": signum.name})
         interrupted.append(signum.name)
         if main is not None:
@@ -413,7 +415,9 @@ async def run(settings: Settings) -> int:
                 with_backupruns=settings.backup_runs_enabled,
             ),
             settings=operator.settings(
-                settings.node_name, shutdown_timeout=settings.shutdown_timeout_seconds
+                settings.node_name,
+                shutdown_timeout=settings.shutdown_timeout_seconds,
+                api_timeout=settings.api_timeout_seconds,
             ),
             standalone=True,
             clusterwide=True,
@@ -479,6 +483,12 @@ async def run(settings: Settings) -> int:
             store.close()
         api.close()  # type: ignore[no-untyped-call]
     logger.info("agent stopped", extra={"failed_tasks": failed} if failed else {})
+    if interrupted:
+        # Stopped during start-up: everything opened is closed, but a call still waiting in a
+        # worker thread (up to api_timeout_seconds) would hold asyncio.run's exit, which joins
+        # its threads. Its answer is not needed: leave now.
+        logging.shutdown()
+        os._exit(EXIT_STOPPED)
     return EXIT_CLUSTER if failed else EXIT_STOPPED
 
 

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
         default=Path("/var/lib/nodekeeper"),
         description="The agent's own state: the log store (logs.db) and crash reports.",
     )
+    crash_reports_kept: int = Field(
+        default=10, ge=1, description="Crash reports kept in state_dir; older ones are removed."
+    )
     docker_root: Path = Field(
         default=Path("/var/lib/docker"),
         description="Docker's data root; its disk use counts for admission.",

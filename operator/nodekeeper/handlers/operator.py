@@ -26,8 +26,14 @@ def field_selector(node_name: str) -> str:
     return f"spec.nodeName={node_name}"
 
 
-def settings(node_name: str, *, shutdown_timeout: float) -> kopf.OperatorSettings:
+def settings(
+    node_name: str, *, shutdown_timeout: float, api_timeout: float = 30.0
+) -> kopf.OperatorSettings:
     result = kopf.OperatorSettings()
+    # kopf's own requests (patches, lists, Events) and its watches' connects: the same bound as
+    # the agent's own calls (api_timeout_seconds), not kopf's 5-minute default.
+    result.networking.request_timeout = api_timeout
+    result.networking.connect_timeout = api_timeout
     result.peering.standalone = True
     result.peering.mandatory = False
     result.persistence.finalizer = FINALIZER

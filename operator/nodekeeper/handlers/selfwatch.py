@@ -5,8 +5,8 @@ Every ``interval`` it moves the log readers' budget with its memory level (small
 the log pipeline's queue and lag, pressure) in the flight recorder's ring buffer, and logs when
 its memory level changes (70 / 85 / 90 % of its limit). The ring buffer is written to a crash
 report in the state directory on SIGUSR1, when the memory level reaches critical (90 %: the OOM
-killer may be next), when a part of the agent dies and on an unhandled exception, so a report
-shows the minutes before a problem, not only its moment.
+killer may be next; once until it is back under 70 %), when a part of the agent dies and on an
+unhandled exception, so a report shows the minutes before a problem, not only its moment.
 """
 
 import asyncio
@@ -42,6 +42,7 @@ class SelfWatch:
         self._pressure = pressure
         self._interval = interval_seconds
         self.level = MemoryLevel.NORMAL
+        self._critical_reported = False
 
     def sample(self) -> str | None:
         """Take a snapshot; returns why a crash report is due now (memory turned critical)."""
@@ -60,8 +61,13 @@ class SelfWatch:
             )
         )
         due = None
-        if memory.level >= MemoryLevel.CRITICAL > self.level:
+        # Once per episode: memory hovering around 90 % (reads shrink, memory falls, reads grow)
+        # must not write a report per swing; it re-arms once memory is back under 70 %.
+        if memory.level >= MemoryLevel.CRITICAL and not self._critical_reported:
             due = f"memory critical: {memory.used_bytes} of {memory.limit_bytes} bytes"
+            self._critical_reported = True
+        elif memory.level == MemoryLevel.NORMAL:
+            self._critical_reported = False
         if memory.level != self.level:
             log = logger.warning if memory.level > self.level else logger.info
             log(

@@ -10,6 +10,7 @@ from typing import Any
 
 import kubernetes.client
 import kubernetes.config
+import urllib3
 from kubernetes.config.config_exception import ConfigException
 
 from nodekeeper.kube.errors import KubeConfigError
@@ -84,6 +85,10 @@ def api_client(
     configuration: kubernetes.client.Configuration,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> kubernetes.client.ApiClient:
+    # One retry inside a call, not urllib3's three: a timed-out GET took four timeouts. The one
+    # left covers a pooled connection the server closed while idle; every caller retries
+    # further on its own schedule (status writes, Node heartbeats) or reports the failure.
+    configuration.retries = urllib3.Retry(total=1, redirect=0, raise_on_redirect=False)
     return _TimedApiClient(configuration, timeout_seconds)
 
 

@@ -50,8 +50,15 @@ def _utcnow() -> datetime.datetime:
 
 class FlightRecorder:
     def __init__(
-        self, capacity: int = 360, *, now: Callable[[], datetime.datetime] = _utcnow
+        self,
+        capacity: int = 360,
+        *,
+        keep: int = 10,  # crash reports kept in the state directory; older ones are removed
+        now: Callable[[], datetime.datetime] = _utcnow,
     ) -> None:
+        if keep <= 0:
+            raise ValueError(f"keep {keep} must be positive")
+        self.keep = keep
         if capacity <= 0:
             raise ValueError(f"capacity {capacity} must be positive")
         self.capacity = capacity
@@ -71,13 +78,14 @@ class FlightRecorder:
 
     def dump(self, state_dir: Path, reason: str) -> Path:
         """Write the crash report ``state_dir/crash-<UTC timestamp>.json``; returns its path."""
-        return _write(state_dir, *self._report(reason))
+        return _write(state_dir, *self._report(reason), keep=self.keep)
 
     async def dump_async(self, state_dir: Path, reason: str) -> Path:
         """:meth:`dump` without blocking the loop: the snapshots are taken here, on the loop
         that records them, and written in a thread. Cancelling the caller does not stop the
         write, so the report is still whole."""
-        return await asyncio.to_thread(_write, state_dir, *self._report(reason))
+        moment, report = self._report(reason)
+        return await asyncio.to_thread(_write, state_dir, moment, report, keep=self.keep)
 
     def _report(self, reason: str) -> tuple[datetime.datetime, dict[str, Any]]:
         moment = self._now().astimezone(datetime.UTC)
@@ -91,8 +99,11 @@ class FlightRecorder:
         return moment, report
 
 
-def _write(state_dir: Path, moment: datetime.datetime, report: Mapping[str, Any]) -> Path:
-    """Write ``report`` atomically as ``state_dir/crash-<moment>.json``."""
+def _write(
+    state_dir: Path, moment: datetime.datetime, report: Mapping[str, Any], *, keep: int
+) -> Path:
+    """Write ``report`` atomically as ``state_dir/crash-<moment>.json``; keep the newest
+    ``keep`` reports (the names sort by time), so a flapping cause cannot fill the disk."""
     state_dir.mkdir(parents=True, exist_ok=True)
     target = state_dir / f"crash-{moment.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
     fd, temporary = tempfile.mkstemp(prefix=".crash-", suffix=".tmp", dir=state_dir)
@@ -106,6 +117,8 @@ def _write(state_dir: Path, moment: datetime.datetime, report: Mapping[str, Any]
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_directory(state_dir)
+    for old in sorted(state_dir.glob("crash-*.json"))[:-keep]:
+        old.unlink(missing_ok=True)
     return target
 
 

@@ -150,3 +150,16 @@ async def test_a_cancelled_async_dump_still_writes_a_whole_report(
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="capacity"):
         FlightRecorder(0)
+
+
+def test_only_the_newest_reports_are_kept(tmp_path: Path) -> None:
+    moments = iter(MOMENT + datetime.timedelta(seconds=n) for n in range(5))
+    flight = FlightRecorder(4, keep=3, now=lambda: next(moments))
+    written = [flight.dump(tmp_path, reason) for reason in ("1st", "2nd", "3rd", "4th", "5th")]
+
+    assert sorted(tmp_path.glob("crash-*.json")) == written[2:]
+    assert [json.loads(path.read_text())["reason"] for path in written[2:]] == [
+        "3rd",
+        "4th",
+        "5th",
+    ]
