@@ -6,6 +6,7 @@ the real API server in e2e/tests/test_node_conditions.py.
 """
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ async def test_the_first_sample_is_patched_and_announced_with_an_event_per_condi
         await seen.until(lambda: len(seen.posted) >= 3)
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     first = seen.patches[0]
     assert {c.type for c in first} == TYPES
     assert {c.status for c in first} == {"False"}
@@ -107,6 +110,8 @@ async def test_pressure_becomes_a_warning_event_and_a_patch_with_the_figures(
         await seen.until(lambda: len(seen.posted) >= 5)
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     warning = next(e for e in seen.posted if e[0] == "Warning")
     assert warning[1] == "MemoryPressure"
     assert warning[2].startswith("NodekeeperMemoryPressure=True")
@@ -126,5 +131,7 @@ async def test_the_heartbeat_resends_the_conditions_without_events(pressure_dir:
         await seen.until(lambda: len(seen.patches) >= 4)
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     assert len(seen.posted) == 3  # the start-up ones only: nothing changed since
     assert all({c.type for c in patch} == TYPES for patch in seen.patches)

@@ -113,18 +113,20 @@ class NodePressure:
 
     async def run(self) -> None:
         """Sample, report and beat until cancelled."""
-        self._open_triggers()
-        # The first sample moves every condition out of NotYetSampled: reported like any
-        # transition, with an Event each, as the kubelet posts NodeHasSufficientMemory & co.
-        # on every start.
-        await self.report(self._sampler.evaluate())
-        heartbeat = asyncio.create_task(self._beat(), name="node heartbeat")
+        heartbeat: asyncio.Task[None] | None = None
         try:
+            self._open_triggers()
+            # The first sample moves every condition out of NotYetSampled: reported like any
+            # transition, with an Event each, as the kubelet posts NodeHasSufficientMemory & co.
+            # on every start.
+            await self.report(self._sampler.evaluate())
+            heartbeat = asyncio.create_task(self._beat(), name="node heartbeat")
             await self._sampler.run(self.report, wakeups=self.triggers)
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
             for trigger in self.triggers:
                 trigger.close()
 

@@ -13,6 +13,7 @@ metric shows a reader that keeps failing after its one warning.
 """
 
 import logging
+import threading
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Literal
@@ -21,9 +22,13 @@ _State = Literal["missing", "malformed"]
 
 
 class AbsenceLog:
-    """Remembers which things were reported missing or malformed, so each is reported once."""
+    """Remembers which things were reported missing or malformed, so each is reported once.
+
+    Thread-safe: one cgroup reader serves the event loop (self-protection) and the Workload
+    usage sampler's thread."""
 
     def __init__(self, logger: logging.Logger) -> None:
+        self._lock = threading.Lock()
         self._logger = logger
         self._reported: dict[Hashable, _State] = {}
         self.malformed_reads = 0  # every read that found content it could not parse
@@ -31,9 +36,10 @@ class AbsenceLog:
     def missing(
         self, key: Hashable, path: Path, *, what: str, error: OSError | None = None
     ) -> None:
-        if self._reported.get(key) == "missing":
-            return
-        self._reported[key] = "missing"
+        with self._lock:
+            if self._reported.get(key) == "missing":
+                return
+            self._reported[key] = "missing"
         reason = error.strerror if error is not None and error.strerror else "missing"
         self._logger.warning(
             "%s unavailable: %s (%s); reported as unknown",
@@ -45,10 +51,11 @@ class AbsenceLog:
 
     def malformed(self, key: Hashable, path: Path, *, what: str, problem: str) -> None:
         """``path`` was read but its content makes no sense; ``problem`` says why."""
-        self.malformed_reads += 1
-        if self._reported.get(key) == "malformed":
-            return
-        self._reported[key] = "malformed"
+        with self._lock:
+            self.malformed_reads += 1
+            if self._reported.get(key) == "malformed":
+                return
+            self._reported[key] = "malformed"
         problem = problem.removeprefix(f"{path}: ")  # parse errors name the file; say it once
         self._logger.warning(
             "%s malformed: %s (%s); reported as unknown",
@@ -59,8 +66,9 @@ class AbsenceLog:
         )
 
     def present(self, key: Hashable, path: Path, *, what: str) -> None:
-        if self._reported.pop(key, None) is None:
-            return
+        with self._lock:
+            if self._reported.pop(key, None) is None:
+                return
         self._logger.info(
             "%s available again: %s", what, path, extra={"path": str(path), "what": what}
         )
