@@ -101,6 +101,7 @@ def log_pipeline(
             read_from_head=settings.log_read_from_head,
             max_watches=settings.log_max_watches,
             read_linger_seconds=settings.log_read_linger_seconds,
+            event_pace_seconds=settings.log_event_pace_seconds,
             write_linger_seconds=settings.log_write_linger_seconds,
         ),
         api_source=api_source,

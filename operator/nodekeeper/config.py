@@ -243,6 +243,13 @@ class Settings(BaseSettings):
         description="After a quiet spell, wait this long for more lines before reading (CPU "
         "against latency).",
     )
+    log_event_pace_seconds: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="Take inotify events at most this often, all queued ones at once (CPU "
+        "against latency); off while a container rotates below 8 MiB (max-size).",
+    )
     log_write_linger_seconds: float = Field(
         default=0.05,
         ge=0,

@@ -114,6 +114,7 @@ def read_container(directory: Path) -> ContainerInfo | None:
         log_driver=driver,
         log_path=_rebase(log_path, directory),
         max_files=_max_files(options.get("max-file")),
+        max_size_bytes=max_size_bytes(options.get("max-size")),
         compress=options.get("compress", "") in _TRUE,
         running=_mapping(raw.get("State")).get("Running") is True,
     )
@@ -147,6 +148,23 @@ def _rebase(log_path: str, directory: Path) -> str:
     if recorded.parent.name == directory.name:
         return str(directory / recorded.name)
     return log_path  # not in the container's directory: no json-file does that; keep it as is
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
+_UNITS = {None: 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+
+
+def max_size_bytes(value: str | None) -> int:
+    """json-file ``max-size`` as Docker reads it (binary units: ``10m`` is 10 MiB); 0 when
+    unset. An unreadable value counts as the smallest size, 1 byte: callers that trust a large
+    size to be safe must not trust one they cannot read."""
+    if not value:
+        return 0
+    match = _SIZE.match(value.strip())
+    if match is None:
+        return 1
+    unit = match.group(2).lower() if match.group(2) else None
+    return max(1, int(float(match.group(1)) * _UNITS[unit]))
 
 
 def _max_files(value: str | None) -> int:

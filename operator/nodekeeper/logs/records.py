@@ -38,6 +38,7 @@ class ContainerInfo:
     log_driver: str  # json-file is tailed; anything else is read through the Docker API
     log_path: str  # empty when the driver keeps no file
     max_files: int = 1  # json-file max-file (1: no rotation)
+    max_size_bytes: int = 0  # json-file max-size (0: unlimited, the file never rotates)
     compress: bool = False  # json-file compress=true: rotated files end in .gz
     running: bool = True  # State.Running when the config was read (dockerd rewrites it on change)
 

@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import errno
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Self
 
@@ -94,8 +95,18 @@ class Watcher:
     :meth:`close`.
     """
 
-    def __init__(self, root: Path, max_watches: int, *, drain_limit: int = DRAIN_LIMIT) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_watches: int,
+        *,
+        drain_limit: int = DRAIN_LIMIT,
+        pace: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.root = root
+        # Seconds between two batches, asked before each: 0 hands out events as they come.
+        self._pace = pace
+        self._handed_at: float | None = None
         self.max_watches = max_watches
         self.drain_limit = drain_limit
         self.fallbacks = 0  # containers that could not get a watch and are polled instead
@@ -191,11 +202,20 @@ class Watcher:
         return self
 
     async def __anext__(self) -> frozenset[Changed]:
+        loop = asyncio.get_running_loop()
+        pace = self._pace()
+        if pace > 0 and self._handed_at is not None:
+            # Pacing: the kernel queues (and merges) what comes meanwhile, and one loop turn
+            # takes it all, instead of one turn per write of every container.
+            rest = self._handed_at + pace - loop.time()
+            if rest > 0:
+                await asyncio.sleep(rest)
         while not self._closed:
             emptied = self._drain()
             if self._pending:
                 changes = frozenset(self._pending)
                 self._pending = set()
+                self._handed_at = loop.time()
                 return changes
             if emptied:
                 await self._readable()

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from nodekeeper.logs.discovery import ContainerCatalog, own_container_id, read_container
+from nodekeeper.logs.discovery import (
+    ContainerCatalog,
+    max_size_bytes,
+    own_container_id,
+    read_container,
+)
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 CONTAINERS = FIXTURES / "docker" / "containers"
@@ -41,6 +46,7 @@ class TestReadContainer:
         assert info.labels == {"app": "probe"}
         assert info.log_driver == "json-file"
         assert info.max_files == 3
+        assert info.max_size_bytes == 2**20  # max-size=1m, as dockerd recorded it
         assert info.compress is True
 
     def test_log_path_is_found_under_the_root_it_was_read_from(self, root: Path) -> None:
@@ -54,6 +60,7 @@ class TestReadContainer:
         assert info is not None
         assert (info.namespace, info.pod) == ("shop", "web-0")
         assert info.max_files == 1  # no max-file option: no rotation
+        assert info.max_size_bytes == 0  # no max-size: the file never rotates
         assert info.compress is False
 
     def test_a_driver_without_a_file_has_no_log_path(self, root: Path) -> None:
@@ -172,3 +179,20 @@ class TestOwnContainer:
 
     def test_without_proc(self, tmp_path: Path) -> None:
         assert own_container_id(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("option", "size"),
+    [
+        ("10m", 10 * 2**20),  # Docker reads sizes in binary units
+        ("10M", 10 * 2**20),
+        ("10mb", 10 * 2**20),
+        ("1.5k", 1536),
+        ("100", 100),
+        ("1g", 2**30),
+        ("", 0),
+        ("junk", 1),  # unreadable: the smallest, so nothing is trusted to be large
+    ],
+)
+def test_max_size_is_read_as_docker_reads_it(option: str, size: int) -> None:
+    assert max_size_bytes(option) == size

@@ -40,6 +40,8 @@ def container(
         "LogPath": str(docker.path),
     }
     log_config = {"max-file": str(docker.max_files)} if docker.max_files > 1 else {}
+    if docker.max_files > 1:
+        log_config["max-size"] = str(docker.max_size)  # as dockerd records it: rotation needs it
     host = {"LogConfig": {"Type": "json-file", "Config": log_config}}
     (docker.directory / "hostconfig.json").write_bytes(orjson.dumps(host))
     (docker.directory / "config.v2.json").write_bytes(orjson.dumps(config))
@@ -152,6 +154,47 @@ async def test_rotation_while_running_loses_nothing(running: Running, root: Path
     assert stored(running.path, docker.id) == docker.written
     assert running.value("nodekeeper_log_rotations_total") > 0
     assert running.value("nodekeeper_log_lost_bytes_total") == 0
+
+
+async def test_a_paced_watcher_still_loses_nothing_when_files_rotate_small(
+    root: Path, tmp_path: Path
+) -> None:
+    """Pacing would see a rotation up to one pace late; a 20 kB max-size rotates many times in
+    that while, so the pipeline does not pace while such a container is followed."""
+    # No ticker safety net within the test (it marks every container each poll).
+    agent = await Running(root, tmp_path / "state", event_pace_seconds=0.5, poll_seconds=30).start()
+    try:
+        docker = container(root, 5, max_size=20_000, max_files=3)
+        await eventually(lambda: agent.pipeline.following(docker.id), "followed")
+        docker.lines(10)
+        await asyncio.sleep(0.05)  # their event is handed out: a paced watcher now looks
+        # away for 0.5 s, while this burst rotates the file several times.
+        for _ in range(30):
+            docker.lines(100)
+            await asyncio.sleep(0.005)  # the loop runs: an unpaced watcher sees each rotation
+        await eventually(lambda: len(stored(agent.path, docker.id)) == 3010, "all stored")
+        assert stored(agent.path, docker.id) == docker.written
+        assert agent.value("nodekeeper_log_rotations_total") > 0
+        assert agent.value("nodekeeper_log_lost_bytes_total") == 0
+    finally:
+        await agent.stop()
+
+
+async def test_a_paced_watcher_stores_a_trickle_from_unrotated_containers(
+    root: Path, tmp_path: Path
+) -> None:
+    agent = await Running(root, tmp_path / "state", event_pace_seconds=0.2).start()
+    try:
+        writers = [container(root, 20 + n) for n in range(5)]
+        for _ in range(10):
+            for docker in writers:
+                docker.lines(2)
+            await asyncio.sleep(0.05)
+        for docker in writers:
+            await eventually(lambda d=docker: len(stored(agent.path, d.id)) == 20, "stored")
+            assert stored(agent.path, docker.id) == docker.written
+    finally:
+        await agent.stop()
 
 
 async def test_a_restart_resumes_at_the_checkpoint_without_duplicates(

@@ -331,3 +331,17 @@ class TestOverflow:
             Changed(B, "config"),
         } <= set().union(*seen)
         assert watching_a.overflows == 1
+
+
+class TestPacing:
+    async def test_writes_within_the_pace_come_as_one_batch(self, root: Path) -> None:
+        paces = [0.4]
+        with Watcher(root, max_watches=100, pace=lambda: paces[0]) as paced:
+            for container_id in (A, B):
+                make_container(root, container_id)
+                assert paced.add(container_id) == "watched"
+            await until(paced, Changed(B, "new"))  # a batch was handed out: the pace starts
+            append(log(root, A))
+            await asyncio.sleep(0.1)  # still within the pace: the kernel queues it
+            append(log(root, B))
+            assert await next_changes(paced) == {Changed(A, "data"), Changed(B, "data")}
