@@ -62,8 +62,9 @@ REASONS: dict[str, str] = {
     "NoCPUPressure": "Node `NodekeeperCPUPressure=False`: CPU PSI is below the threshold.",
     "NoMemoryPressure": "Node `NodekeeperMemoryPressure=False`: memory PSI is below the threshold.",
     "NoIOPressure": "Node `NodekeeperIOPressure=False`: IO PSI is below the threshold.",
-    "PSIUnavailable": "Node condition Unknown: the kernel has no PSI for the resource (boot with "
-    "psi=1).",
+    "PSIUnavailable": "Node condition Unknown: no PSI figures for the resource: the kernel has "
+    "none (boot with psi=1), or its pressure file could not be parsed (the agent's log names it; "
+    "nodekeeper_pressure_read_errors_total counts it).",
     "NotYetSampled": "Node condition Unknown: the agent has not sampled PSI yet.",
     # BackupRun outcomes (backups/outcomes.py; a test keeps the two in step).
     "Succeeded": (

@@ -61,8 +61,9 @@ REASONS: Mapping[str, str] = {
         "has not stayed above it for the sustain window."
         for r in RESOURCES
     },
-    PSI_UNAVAILABLE: "`Unknown`: the kernel gives no PSI (built without CONFIG_PSI or booted "
-    "with psi=0); boot with psi=1 to get pressure conditions.",
+    PSI_UNAVAILABLE: "`Unknown`: no PSI figures: the kernel gives none (built without "
+    "CONFIG_PSI or booted with psi=0; boot with psi=1), or the pressure file could not be parsed "
+    "(the agent's log names it, nodekeeper_pressure_read_errors_total counts it).",
     NOT_YET_SAMPLED: "`Unknown`: the agent has not sampled PSI yet.",
 }
 
@@ -201,8 +202,9 @@ class PressureTracker:
                 clock,
                 "Unknown",
                 PSI_UNAVAILABLE,
-                f"no PSI figures for {threshold.figure(resource)} (kernel without PSI, or "
-                "booted with psi=0): pressure cannot be judged; boot with psi=1",
+                f"no PSI figures for {threshold.figure(resource)}: pressure cannot be judged "
+                "(a kernel without PSI or booted with psi=0: boot with psi=1; or a pressure file "
+                "that could not be parsed: the agent's log names it)",
                 now,
                 value,
             )

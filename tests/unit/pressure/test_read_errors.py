@@ -30,3 +30,13 @@ def test_malformed_files_are_counted_per_source_in_the_metrics() -> None:
     assert (registry.get_sample_value(errors, {"source": "psi"}) or 0) > first
     cgroups.read(cgroups.node())
     assert (registry.get_sample_value(errors, {"source": "cgroup"}) or 0) > 0
+
+
+def test_a_malformed_file_is_not_blamed_on_the_kernel_alone() -> None:
+    tracker = PressureTracker()
+    transitions = tracker.evaluate(PsiReader(FIXTURES / "proc-malformed" / "pressure"), 0.0)
+
+    io = next(t.current for t in transitions if t.type == "NodekeeperIOPressure")
+    assert (io.status, io.reason) == ("Unknown", "PSIUnavailable")
+    assert "could not be parsed" in io.message
+    assert "the agent's log names it" in io.message
