@@ -240,7 +240,10 @@ def missing_metrics(server: Prometheus, names: list[str]) -> list[str]:
 
 @pytest.mark.timeout(300)
 def test_every_dashboard_and_alert_expression_runs_on_series_that_exist(
-    prometheus: Prometheus, activity: str
+    prometheus: Prometheus,
+    activity: str,
+    kubectl: Kubectl,
+    own_agent: AgentProcess,
 ) -> None:
     # A few scrapes of both agents after everything above happened.
     scraped_since = time.time()
@@ -277,6 +280,13 @@ def test_every_dashboard_and_alert_expression_runs_on_series_that_exist(
         problems.append("expressions Prometheus refused:\n" + "\n".join(invalid.values()))
     if missing:
         problems.append(f"{len(missing)} metrics have no series in Prometheus:\n{report}")
+        # What the runs and the agent that executed them say, so a failure explains itself.
+        runs = kubectl.get("br", "-n", activity)["items"]
+        problems.append(
+            "BackupRuns: "
+            + json.dumps({run["metadata"]["name"]: run.get("status") for run in runs}, indent=1)
+        )
+        problems.append("its agent's log (tail):\n" + own_agent.log.read_text()[-4000:])
     assert not problems, "\n".join(problems)
     print(f"{len(promql.all_expressions())} expressions ran; {len(names)} metrics have series")
 

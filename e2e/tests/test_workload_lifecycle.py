@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -94,6 +95,36 @@ def test_an_orphaned_container_is_removed(
     wait_for(removed, seconds=30, what="the orphan's removal")
     after = agent.metric("nodekeeper_garbage_collected_total", {"action": "orphan_removed"})
     assert (after or 0) >= (before or 0) + 1
+
+
+def test_another_nodes_agent_containers_are_never_collected(
+    agent: AgentProcess, engine: docker.DockerClient
+) -> None:
+    """One engine shared by agents of two nodes (this suite does it): each collects only the
+    orphans it made, told by the node label, never the other's running tasks."""
+    labels = {
+        "nodekeeper.io/managed": "true",
+        "nodekeeper.io/backuprun-uid": str(uuid.uuid4()),  # no such run on our node
+        "nodekeeper.io/namespace": "elsewhere",
+        "nodekeeper.io/name": "elsewhere",
+    }
+    theirs = engine.containers.run(
+        TEST_IMAGE,
+        ["sleep", "600"],
+        detach=True,
+        labels={**labels, "nodekeeper.io/node": "some-other-node"},
+    )
+    ours = engine.containers.run(TEST_IMAGE, ["sleep", "600"], detach=True, labels=labels)
+    try:
+
+        def collected() -> bool:
+            return not engine.containers.list(all=True, filters={"id": ours.id})
+
+        wait_for(collected, seconds=30, what="our own orphan's removal (a collection ran)")
+        time.sleep(3)  # and a few more collections (every second in this suite)
+        assert engine.containers.list(all=True, filters={"id": theirs.id})
+    finally:
+        theirs.remove(force=True)
 
 
 def test_a_failed_workload_is_deleted_after_its_ttl(

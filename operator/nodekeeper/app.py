@@ -9,6 +9,7 @@ our long-lived parts start before kopf does.
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -248,7 +249,11 @@ async def run(settings: Settings) -> int:
         # none then): logs are tailed from files, local/journald ones are counted unfollowed.
         uses_docker = settings.workloads_enabled or settings.backup_runs_enabled
         if uses_docker:
-            containers = await asyncio.to_thread(Containers.connect, settings.docker_host)
+            containers = await asyncio.to_thread(
+                functools.partial(
+                    Containers.connect, settings.docker_host, node_name=settings.node_name
+                )
+            )
             await containers.ping()
         else:
             containers = Containers.unconnected(settings.docker_host)

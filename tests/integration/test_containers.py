@@ -78,3 +78,14 @@ async def test_a_start_failure_leaves_no_half_made_container(containers: Contain
     with pytest.raises(ContainerCreateFailed, match="no/such/binary"):
         await containers.run(spec)
     assert await containers.find(LABELS) == []
+
+
+async def test_a_container_names_the_node_whose_agent_made_it(containers: Containers) -> None:
+    containers.node_name = "node-a"
+    started = await containers.run(
+        ContainerSpec(name=unique("node"), image=TEST_IMAGE, command=["true"], labels=LABELS)
+    )
+    assert started.labels["nodekeeper.io/node"] == "node-a"
+    assert containers.ours(started.labels)
+    assert not containers.ours({**started.labels, "nodekeeper.io/node": "node-b"})
+    assert containers.ours({})  # made before the label existed: still ours to collect

@@ -37,7 +37,9 @@ def _age_seconds(created: str, now: datetime.datetime) -> float:
 
 async def collect(context: AgentContext, *, grace_seconds: float) -> int:
     """Remove orphaned Workload and BackupRun containers once; returns how many were removed."""
-    containers = await context.workloads.containers.find({MANAGED_LABEL: "true"})
+    engine = context.workloads.containers
+    found = await engine.find({MANAGED_LABEL: "true"})
+    containers = [c for c in found if engine.ours(c.labels)]  # never another node's agent's
     now = datetime.datetime.now(tz=datetime.UTC)
     removed = 0
     for label, plural in OWNERS:

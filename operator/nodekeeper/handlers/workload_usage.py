@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 async def sample_once(containers: Containers, usage: WorkloadUsage) -> int:
     """Sample now; returns how many containers were read."""
-    running = await containers.running_with(LABEL_UID)
+    found = await containers.running_with(LABEL_UID)
+    running = {cid: labels for cid, labels in found.items() if containers.ours(labels)}
     pairs = workload_containers(running, namespace_label=LABEL_NAMESPACE, name_label=LABEL_NAME)
     return len(await asyncio.to_thread(usage.sample, pairs))
 

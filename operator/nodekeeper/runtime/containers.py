@@ -19,6 +19,10 @@ from nodekeeper.runtime.errors import ContainerNotFound, DockerError, calling
 logger = logging.getLogger(__name__)
 
 MANAGED_LABEL = "nodekeeper.io/managed"
+# The node whose agent made the container. One engine per node is the rule, but an engine shared
+# by agents of several nodes (a development machine, the e2e suite) must not have one agent
+# collect another's containers as orphans.
+NODE_LABEL = "nodekeeper.io/node"
 
 RemovalGate = Callable[[str], Awaitable[object]]
 
@@ -90,8 +94,9 @@ def _sortable(created: str) -> str:
 class Containers:
     """The node's Docker engine, as nodekeeper uses it."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, *, node_name: str | None = None) -> None:
         self._client = client
+        self.node_name = node_name  # labels what it creates, see NODE_LABEL
         # The removal handshake: awaited between stopping a container and removing it, so the
         # log pipeline stores its last line before Docker deletes the log (see remove()).
         self.removal_gate: RemovalGate | None = None
@@ -99,6 +104,11 @@ class Containers:
     @property
     def client(self) -> docker.DockerClient:
         return self._client
+
+    def ours(self, labels: Mapping[str, str]) -> bool:
+        """Whether this agent made the container: its node label names this node, or it has
+        none (made before the label existed, or by an agent that names no node)."""
+        return labels.get(NODE_LABEL, self.node_name) == self.node_name
 
     @classmethod
     def unconnected(cls, base_url: str) -> "Containers":
@@ -111,11 +121,11 @@ class Containers:
         )
 
     @classmethod
-    def connect(cls, base_url: str) -> "Containers":
+    def connect(cls, base_url: str, *, node_name: str | None = None) -> "Containers":
         client = calling(
             "connecting", lambda: docker.DockerClient(base_url=base_url, version="auto")
         )
-        return cls(client)
+        return cls(client, node_name=node_name)
 
     def close(self) -> None:
         self._client.close()
@@ -129,6 +139,8 @@ class Containers:
 
     def _run(self, spec: ContainerSpec) -> ContainerState:
         labels = {**spec.labels, MANAGED_LABEL: "true"}
+        if self.node_name:
+            labels[NODE_LABEL] = self.node_name
         kwargs: dict[str, Any] = {
             "image": spec.image,
             "name": spec.name,
