@@ -55,7 +55,12 @@ from nodekeeper.pressure.psi import PsiReader
 from nodekeeper.pressure.recorder import FlightRecorder
 from nodekeeper.pressure.sampler import PressureSampler
 from nodekeeper.pressure.selfprotect import ReadBudget, SelfProtection
-from nodekeeper.pressure.thresholds import PressureTracker, Threshold, Transition
+from nodekeeper.pressure.thresholds import (
+    PressureTracker,
+    Threshold,
+    Transition,
+    every_resource,
+)
 from nodekeeper.pressure.totals import TotalsReader
 from nodekeeper.pressure.usage import WorkloadUsage
 from nodekeeper.runtime.containers import Containers
@@ -115,10 +120,13 @@ def log_pipeline(
 
 @dataclasses.dataclass(frozen=True)
 class PressureParts:
-    psi: PsiReader
-    tracker: PressureTracker  # PSI into conditions
+    sampler: PressureSampler  # PSI, sampled into its tracker's conditions
     protection: SelfProtection  # the agent's own memory
     cgroups: CgroupReader  # shared by every cgroup read, so one counter says what was malformed
+
+    @property
+    def tracker(self) -> PressureTracker:
+        return self.sampler.tracker
 
 
 def pressure_parts(settings: Settings, metrics: Metrics) -> PressureParts:
@@ -129,7 +137,7 @@ def pressure_parts(settings: Settings, metrics: Metrics) -> PressureParts:
         exit_ratio=settings.pressure_exit_ratio,
         sustain_seconds=settings.pressure_sustain_seconds,
     )
-    tracker = PressureTracker({"cpu": threshold, "memory": threshold, "io": threshold})
+    tracker = PressureTracker(every_resource(threshold))
     cgroups = CgroupReader(root=settings.cgroup_root, proc=settings.proc_root)
     protection = SelfProtection(cgroups, fallback_limit_bytes=settings.memory_limit_bytes or None)
     metrics.registry.register(
@@ -140,7 +148,8 @@ def pressure_parts(settings: Settings, metrics: Metrics) -> PressureParts:
             read_errors=lambda: {**psi.malformed, **cgroups.malformed},
         )
     )
-    return PressureParts(psi, tracker, protection, cgroups)
+    sampler = PressureSampler(psi, tracker, interval_seconds=settings.pressure_sample_seconds)
+    return PressureParts(sampler, protection, cgroups)
 
 
 def self_watch(
@@ -293,11 +302,9 @@ async def run(settings: Settings) -> int:
 
         # Pressure: PSI into Node conditions, the admission gate, the agent's own memory.
         pressure = pressure_parts(settings, metrics)
-        psi, tracker = pressure.psi, pressure.tracker
+        tracker = pressure.tracker
         node_pressure = NodePressure(
-            sampler=PressureSampler(
-                psi, tracker, interval_seconds=settings.pressure_sample_seconds
-            ),
+            sampler=pressure.sampler,
             tracker=tracker,
             writer=NodeConditionWriter(api, node_name=settings.node_name),
             events=NodeEvents(api, node_name=settings.node_name),
@@ -523,9 +530,6 @@ async def run_offline(settings: Settings) -> int:
     pipeline, store = log_pipeline(settings, metrics, api_source, budget)
     pressure = pressure_parts(settings, metrics)
     selfwatch = self_watch(settings, pressure, pipeline, budget)
-    sampler = PressureSampler(
-        pressure.psi, pressure.tracker, interval_seconds=settings.pressure_sample_seconds
-    )
 
     async def log_transitions(transitions: Sequence[Transition]) -> None:
         for transition in transitions:
@@ -552,7 +556,7 @@ async def run_offline(settings: Settings) -> int:
     )
     tasks = [
         asyncio.create_task(pipeline.run(), name="log pipeline"),
-        asyncio.create_task(sampler.run(log_transitions), name="pressure sampler"),
+        asyncio.create_task(pressure.sampler.run(log_transitions), name="pressure sampler"),
         asyncio.create_task(selfwatch.run(), name="self watch"),
     ]
     report_on_sigusr1(selfwatch)

@@ -334,32 +334,30 @@ def _logs(args: argparse.Namespace) -> int:
 def _pressure(args: argparse.Namespace) -> int:
     import json
 
+    from nodekeeper.handlers.workload_usage import running_workloads
     from nodekeeper.pressure.cgroups import CgroupReader
     from nodekeeper.pressure.psi import PsiReader
-    from nodekeeper.pressure.report import WorkloadContainer, build_report, render_text
-    from nodekeeper.pressure.thresholds import Threshold
+    from nodekeeper.pressure.report import build_report, render_text
+    from nodekeeper.pressure.thresholds import Threshold, every_resource
     from nodekeeper.pressure.totals import TotalsReader
+    from nodekeeper.pressure.usage import WorkloadKey
     from nodekeeper.runtime.containers import Containers
     from nodekeeper.runtime.errors import DockerError
-    from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
 
-    def workload_containers(docker_host: str) -> list[WorkloadContainer] | str:
+    def workload_containers(settings: Settings) -> list[tuple[WorkloadKey, str]] | str:
         """Running Workload containers from Docker, or why there are none to show."""
+        docker_host = settings.docker_host
         socket = Path(docker_host.removeprefix("unix://"))
         if docker_host.startswith("unix://") and not socket.exists():
             return f"left out: no Docker socket at {socket} (--docker-host, or --no-workloads)"
         try:
-            containers = Containers.connect(docker_host)
+            containers = Containers.connect(docker_host, node_name=settings.node_name)
             try:
-                running = asyncio.run(containers.running_with(LABEL_UID))
+                return asyncio.run(running_workloads(containers))
             finally:
                 containers.close()
         except DockerError as e:
             return f"left out: Docker at {docker_host} cannot be reached ({e})"
-        return [
-            WorkloadContainer(labels.get(LABEL_NAMESPACE, "?"), labels.get(LABEL_NAME, "?"), cid)
-            for cid, labels in running.items()
-        ]
 
     names = ("proc_root", "cgroup_root", "docker_root", "docker_host")
     try:
@@ -367,19 +365,20 @@ def _pressure(args: argparse.Namespace) -> int:
     except SettingsError as e:
         print(f"nodekeeper: {e}", file=sys.stderr)
         return EXIT_SETTINGS
-    threshold = Threshold(
-        enter_ratio=settings.pressure_enter_ratio,
-        exit_ratio=settings.pressure_exit_ratio,
-        sustain_seconds=settings.pressure_sustain_seconds,
-    )
     report = build_report(
         PsiReader(settings.proc_root / "pressure"),
         CgroupReader(root=settings.cgroup_root, proc=settings.proc_root),
         totals=TotalsReader(disk_path=settings.docker_root),
-        thresholds={"cpu": threshold, "memory": threshold, "io": threshold},
-        workloads="left out (--no-workloads)"
-        if args.no_workloads
-        else workload_containers(settings.docker_host),
+        thresholds=every_resource(
+            Threshold(
+                enter_ratio=settings.pressure_enter_ratio,
+                exit_ratio=settings.pressure_exit_ratio,
+                sustain_seconds=settings.pressure_sustain_seconds,
+            )
+        ),
+        workloads=(
+            "left out (--no-workloads)" if args.no_workloads else workload_containers(settings)
+        ),
     )
     text = json.dumps(report, indent=2, sort_keys=True) + "\n" if args.json else render_text(report)
     try:

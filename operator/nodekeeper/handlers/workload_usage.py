@@ -8,7 +8,7 @@ failed listing is logged and retried next interval; the last sample stays.
 import asyncio
 import logging
 
-from nodekeeper.pressure.usage import WorkloadUsage, workload_containers
+from nodekeeper.pressure.usage import WorkloadKey, WorkloadUsage, workload_containers
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerError
 from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
@@ -16,11 +16,17 @@ from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
 logger = logging.getLogger(__name__)
 
 
-async def sample_once(containers: Containers, usage: WorkloadUsage) -> int:
-    """Sample now; returns how many containers were read."""
+async def running_workloads(containers: Containers) -> list[tuple[WorkloadKey, str]]:
+    """``(workload, container id)`` of the running Workload containers this node's agent made
+    (one Docker listing): what the sampler reads, and what ``nodekeeper pressure`` shows."""
     found = await containers.running_with(LABEL_UID)
     running = {cid: labels for cid, labels in found.items() if containers.ours(labels)}
-    pairs = workload_containers(running, namespace_label=LABEL_NAMESPACE, name_label=LABEL_NAME)
+    return workload_containers(running, namespace_label=LABEL_NAMESPACE, name_label=LABEL_NAME)
+
+
+async def sample_once(containers: Containers, usage: WorkloadUsage) -> int:
+    """Sample now; returns how many containers were read."""
+    pairs = await running_workloads(containers)
     return len(await asyncio.to_thread(usage.sample, pairs))
 
 

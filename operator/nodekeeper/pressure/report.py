@@ -10,7 +10,6 @@ for the command line, which has no history, from the thresholds applied to the f
 (``basis: instantaneous``: what each would be if these figures lasted the sustain window).
 """
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -18,6 +17,7 @@ from nodekeeper.pressure.cgroups import CgroupReader, CgroupStats
 from nodekeeper.pressure.psi import RESOURCES, PsiLine, PsiSample, PsiSource, Resource
 from nodekeeper.pressure.thresholds import ConditionState, Threshold, instant_states
 from nodekeeper.pressure.totals import NodeTotals
+from nodekeeper.pressure.usage import WorkloadKey
 
 Basis = Literal["sustained", "instantaneous"]
 
@@ -30,15 +30,6 @@ class ConditionSource(Protocol):
 
 class TotalsSource(Protocol):
     def read(self) -> NodeTotals: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkloadContainer:
-    """A running container that belongs to a Workload, as Docker lists it."""
-
-    namespace: str
-    name: str
-    container_id: str
 
 
 class WorkloadsReport(TypedDict):
@@ -62,7 +53,7 @@ def build_report(
     conditions: ConditionSource | None = None,
     *,
     thresholds: Mapping[Resource, Threshold] | None = None,
-    workloads: Iterable[WorkloadContainer] | str | None = None,
+    workloads: Iterable[tuple[WorkloadKey, str]] | str | None = None,
 ) -> PressureReport:
     """The report. ``thresholds`` (instead of ``conditions``) judges the PSI read here;
     ``workloads`` lists the containers to show, or says (a string) why they are left out."""
@@ -105,20 +96,22 @@ def build_report(
 
 
 def _workloads(
-    cgroups: CgroupReader, workloads: Iterable[WorkloadContainer] | str | None
+    cgroups: CgroupReader, workloads: Iterable[tuple[WorkloadKey, str]] | str | None
 ) -> WorkloadsReport | None:
     if workloads is None:
         return None
     if isinstance(workloads, str):
         return {"skipped": workloads, "containers": []}
     containers = []
-    for workload in sorted(workloads, key=lambda w: (w.namespace, w.name, w.container_id)):
-        cgroup = cgroups.container(workload.container_id)
+    for workload, container_id in sorted(
+        workloads, key=lambda pair: (pair[0].namespace, pair[0].name, pair[1])
+    ):
+        cgroup = cgroups.container(container_id)
         containers.append(
             {
                 "namespace": workload.namespace,
                 "name": workload.name,
-                "container_id": workload.container_id,
+                "container_id": container_id,
                 # None: no cgroup found (the container exited since Docker listed it).
                 "cgroup": _stats(cgroups.read(cgroup)) if cgroup is not None else None,
             }

@@ -96,6 +96,11 @@ class Threshold:
         return f"{resource} {self.line} {self.average}"
 
 
+def every_resource(threshold: Threshold) -> dict[Resource, Threshold]:
+    """The same threshold for CPU, memory and IO, as the pressure_* settings give it."""
+    return {resource: threshold for resource in RESOURCES}
+
+
 @dataclasses.dataclass(frozen=True)
 class ConditionState:
     """One Node condition as it stands; ``since`` is when its status last changed."""

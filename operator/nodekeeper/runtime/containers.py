@@ -107,7 +107,10 @@ class Containers:
 
     def ours(self, labels: Mapping[str, str]) -> bool:
         """Whether this agent made the container: its node label names this node, or it has
-        none (made before the label existed, or by an agent that names no node)."""
+        none (made before the label existed). A client for no node (the CLI outside a pod)
+        counts every container as its own."""
+        if self.node_name is None:
+            return True
         return labels.get(NODE_LABEL, self.node_name) == self.node_name
 
     @classmethod

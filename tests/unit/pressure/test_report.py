@@ -7,12 +7,12 @@ from nodekeeper.pressure.cgroups import CgroupReader
 from nodekeeper.pressure.psi import PsiReader, Resource
 from nodekeeper.pressure.report import (
     PressureReport,
-    WorkloadContainer,
     build_report,
     render_text,
 )
 from nodekeeper.pressure.thresholds import PressureTracker, Threshold
 from nodekeeper.pressure.totals import NodeTotals
+from nodekeeper.pressure.usage import WorkloadKey
 from tests.unit.pressure.conftest import CONTAINER_ID, FIXTURES, MiB
 
 
@@ -139,8 +139,8 @@ class TestWorkloads:
         psi = PsiReader(FIXTURES / "proc" / "pressure")
         cgroups = CgroupReader(root=FIXTURES / "cgroup-v2", proc=FIXTURES / "proc")
         workloads = [
-            WorkloadContainer("team-a", "web", CONTAINER_ID),
-            WorkloadContainer("team-a", "gone", "e" * 64),
+            (WorkloadKey("team-a", "web"), CONTAINER_ID),
+            (WorkloadKey("team-a", "gone"), "e" * 64),
         ]
 
         report = build_report(psi, cgroups, workloads=workloads)
