@@ -179,6 +179,18 @@ def report_on_sigusr1(selfwatch: SelfWatch) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
 
 
+def part_died(task: "asyncio.Task[None]", selfwatch: SelfWatch) -> None:
+    """Say that a long-lived part of the agent ended, and write the crash report; the caller
+    stops the agent. The report is written here, on the loop: the agent stops next, and the
+    report must be whole."""
+    error = task.exception()
+    logger.error(
+        "agent task ended unexpectedly; stopping the agent",
+        extra={"task": task.get_name(), "error": repr(error)},
+    )
+    selfwatch.dump(f"agent task {task.get_name()!r} failed: {error!r}")
+
+
 def own_exclusions(settings: Settings) -> list[str]:
     """The user's exclude rules, plus the agent's own pod: reading its own log would feed the
     pipeline with its own output (the container id alone is not enough under cri-dockerd with
@@ -455,14 +467,8 @@ async def run(settings: Settings) -> int:
             # green: stop the whole agent instead, so the kubelet restarts it.
             if task.cancelled() or stop.is_set():
                 return
-            error = task.exception()
-            logger.error(
-                "agent task ended unexpectedly; stopping the agent",
-                extra={"task": task.get_name(), "error": repr(error)},
-            )
             failed.append(task.get_name())
-            # Written here, on the loop: the agent stops next, and the report must be whole.
-            selfwatch.dump(f"agent task {task.get_name()!r} failed: {error!r}")
+            part_died(task, selfwatch)
             request_stop(signal.SIGTERM)
 
         for task in background:
@@ -572,12 +578,7 @@ async def run_offline(settings: Settings) -> int:
         done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
         failed = stopping not in done
         if failed:
-            ended = next(task for task in tasks if task in done)
-            logger.error(
-                "agent task ended unexpectedly; stopping the agent",
-                extra={"task": ended.get_name(), "error": repr(ended.exception())},
-            )
-            selfwatch.dump(f"agent task {ended.get_name()!r} failed: {ended.exception()!r}")
+            part_died(next(task for task in tasks if task in done), selfwatch)
         stopping.cancel()
     finally:
         for task in tasks:
