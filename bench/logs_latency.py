@@ -32,11 +32,10 @@ from pathlib import Path
 import orjson
 import zstandard
 from offline_agent import (
-    DockerLoad,
-    FileLoad,
     OfflineAgent,
     histogram_quantile,
     load_arguments,
+    make_load,
     note,
     percentile,
     window,
@@ -90,11 +89,7 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="nk-latency-") as tmp:
-        load: DockerLoad | FileLoad
-        if args.writers == "docker":
-            load = DockerLoad("latency", args.containers, args.rate, args.seconds, args.root)
-        else:
-            load = FileLoad(Path(tmp), args.containers, args.rate, args.seconds)
+        load = make_load(args, "latency", Path(tmp))
         agent = OfflineAgent(load.root, Path(tmp) / "state", *load.agent_args)
         watcher = StoreWatcher(agent.state_dir / "logs.db")
         # The store is polled on a thread of its own: stopping the writers (docker wait, rm)

@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 
 from offline_agent import (
-    DockerLoad,
-    FileLoad,
     OfflineAgent,
     cpu_seconds,
     lines_written,
     load_arguments,
+    make_load,
     note,
     rss_bytes,
 )
@@ -50,11 +49,7 @@ def main() -> int:
     expected = lines_written(args.rate, args.seconds) * args.containers
     rss_load: list[tuple[float, int]] = []
     with tempfile.TemporaryDirectory(prefix="nk-overhead-") as tmp:
-        load: DockerLoad | FileLoad
-        if args.writers == "docker":
-            load = DockerLoad("overhead", args.containers, args.rate, args.seconds, args.root)
-        else:
-            load = FileLoad(Path(tmp), args.containers, args.rate, args.seconds)
+        load = make_load(args, "overhead", Path(tmp))
         agent = OfflineAgent(load.root, Path(tmp) / "state", *load.agent_args)
         try:
             agent.wait_ready()

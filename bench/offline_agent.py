@@ -393,5 +393,12 @@ def load_arguments(
     )
 
 
+def make_load(args: argparse.Namespace, purpose: str, tmp: Path) -> "DockerLoad | FileLoad":
+    """The load the options of load_arguments (and --containers/--rate/--seconds) ask for."""
+    if args.writers == "docker":
+        return DockerLoad(purpose, args.containers, args.rate, args.seconds, args.root)
+    return FileLoad(tmp, args.containers, args.rate, args.seconds)
+
+
 def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
