@@ -3,11 +3,13 @@ cleanly on SIGTERM; it refuses a server older than Kubernetes 1.32 with one line
 """
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -67,6 +69,30 @@ async def start_agent(config: Path, port: int, *more: str) -> asyncio.subprocess
     )
 
 
+@contextlib.asynccontextmanager
+async def agent_process(
+    config: Path, port: int, *more: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The agent as a process, killed on the way out if a test left it running."""
+    process = await start_agent(config, port, *more)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def until_logged(process: asyncio.subprocess.Process, message: str) -> None:
+    """Read the agent's stderr up to the log line ``message``."""
+    assert process.stderr is not None
+    async with asyncio.timeout(30):  # a hang guard
+        async for line in process.stderr:
+            if json.loads(line)["message"] == message:
+                return
+    raise AssertionError(f"the agent's stderr ended before {message!r}")
+
+
 async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
     async with aiohttp.ClientSession() as session, asyncio.timeout(30):
         while True:
@@ -85,8 +111,8 @@ async def test_sigterm_stops_the_agent_cleanly(
 ) -> None:
     serve_version(emulator, "v1.35.1")
     port = free_port()
-    process = await start_agent(kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/")), port)
-    try:
+    config = kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/"))
+    async with agent_process(config, port) as process:
         await wait_ready(port, process)
         async with (
             aiohttp.ClientSession() as session,
@@ -99,10 +125,6 @@ async def test_sigterm_stops_the_agent_cleanly(
         # The agent promises a stop within its 5 s shutdown timeout; 15 s is the hang guard.
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
         print(f"stopped {time.monotonic() - began:.2f} s after SIGTERM")
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
     assert process.returncode == 0
     lines = [json.loads(line) for line in stderr.decode().splitlines()]
@@ -117,25 +139,15 @@ async def test_sigusr1_writes_a_crash_report_of_the_last_minutes_and_the_agent_g
     port = free_port()
     state = tmp_path / "state"
     config = kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/"))
-    process = await start_agent(
-        config, port, "--state-dir", str(state), "--log-containers-dir", str(tmp_path)
-    )
-    try:
+    more = ("--state-dir", str(state), "--log-containers-dir", str(tmp_path))
+    async with agent_process(config, port, *more) as process:
         await wait_ready(port, process)
         process.send_signal(signal.SIGUSR1)
-        assert process.stderr is not None
-        async with asyncio.timeout(30):  # a hang guard
-            async for line in process.stderr:
-                if json.loads(line)["message"] == "crash report written":
-                    break
+        await until_logged(process, "crash report written")
         reports = sorted(state.glob("crash-*.json"))
         await wait_ready(port, process)  # still serving
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.communicate(), timeout=15)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
     assert process.returncode == 0
     report = json.loads(reports[0].read_text())
@@ -195,7 +207,10 @@ class SlowVersionServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def close(self) -> None:
+    def __enter__(self) -> "SlowVersionServer":
+        return self
+
+    def __exit__(self, *_: object) -> None:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
@@ -205,30 +220,15 @@ class SlowVersionServer:
 async def test_sigterm_during_start_up_stops_the_agent_cleanly(
     tmp_path: Path, delay: float | None
 ) -> None:
-    server = SlowVersionServer(delay=delay)
-    process = await start_agent(
-        kubeconfig(tmp_path / "kc", server.url),
-        free_port(),
-        "--state-dir",
-        str(tmp_path),
-        "--log-level",
-        "debug",
-    )
-    try:
-        assert process.stderr is not None
-        async with asyncio.timeout(30):  # a hang guard
-            async for line in process.stderr:
-                if json.loads(line)["message"] == "connecting to the API server":
-                    break
-        process.send_signal(signal.SIGTERM)  # while /version is still on its way
-        # Within the agent's 5 s shutdown timeout, even with the call still waiting (30 s):
-        # 15 s is the hang guard.
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
-    finally:
-        server.close()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    more = ("--state-dir", str(tmp_path), "--log-level", "debug")
+    with SlowVersionServer(delay=delay) as server:
+        config = kubeconfig(tmp_path / "kc", server.url)
+        async with agent_process(config, free_port(), *more) as process:
+            await until_logged(process, "connecting to the API server")
+            process.send_signal(signal.SIGTERM)  # while /version is still on its way
+            # Within the agent's 5 s shutdown timeout, even with the call still waiting (30 s):
+            # 15 s is the hang guard.
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
 
     assert process.returncode == 0
     lines = [json.loads(line) for line in stderr.decode().splitlines()]
@@ -240,23 +240,12 @@ async def test_sigterm_during_start_up_stops_the_agent_cleanly(
 async def test_an_api_server_that_never_answers_is_one_line_after_the_api_timeout(
     tmp_path: Path,
 ) -> None:
-    server = SlowVersionServer(delay=None)
-    process = await start_agent(
-        kubeconfig(tmp_path / "kc", server.url),
-        free_port(),
-        "--state-dir",
-        str(tmp_path),
-        "--api-timeout-seconds",
-        "3",
-    )
-    began = time.monotonic()
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    finally:
-        server.close()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    more = ("--state-dir", str(tmp_path), "--api-timeout-seconds", "3")
+    with SlowVersionServer(delay=None) as server:
+        config = kubeconfig(tmp_path / "kc", server.url)
+        async with agent_process(config, free_port(), *more) as process:
+            began = time.monotonic()
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
 
     assert process.returncode == 1
     # The limit the user set, enforced: at most one retry of the 3 s call, 6 s (urllib3's

@@ -7,7 +7,7 @@ the real API server in e2e/tests/test_node_conditions.py.
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from nodekeeper.handlers.node_pressure import NodePressure
 from nodekeeper.kube.nodes import NodeCondition
 from nodekeeper.pressure.psi import PsiReader
 from nodekeeper.pressure.sampler import PressureSampler
-from nodekeeper.pressure.thresholds import PressureTracker, Threshold
+from nodekeeper.pressure.thresholds import PressureTracker, Threshold, every_resource
 
 TYPES = {"NodekeeperCPUPressure", "NodekeeperMemoryPressure", "NodekeeperIOPressure"}
 
@@ -59,33 +59,35 @@ def pressure_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def reporter(pressure_dir: Path, node: Seen, events: Seen, heartbeat: float) -> NodePressure:
-    tracker = PressureTracker(
-        {r: Threshold(0.5, 0.2, sustain_seconds=0) for r in ("cpu", "memory", "io")}
-    )
-    return NodePressure(
+@contextlib.asynccontextmanager
+async def reporting(pressure_dir: Path, heartbeat: float) -> AsyncIterator[Seen]:
+    """The reporter running on ``pressure_dir``; what it patched and posted."""
+    seen = Seen()
+    tracker = PressureTracker(every_resource(Threshold(0.5, 0.2, sustain_seconds=0)))
+    reporter = NodePressure(
         sampler=PressureSampler(PsiReader(pressure_dir), tracker, interval_seconds=0.05),
         tracker=tracker,
-        writer=node,  # type: ignore[arg-type]
-        events=events,  # type: ignore[arg-type]
+        writer=seen,  # type: ignore[arg-type]
+        events=seen,  # type: ignore[arg-type]
         heartbeat_seconds=heartbeat,
         pressure_root=pressure_dir,
         trigger_stall_us=0,  # files in tmp have no triggers
         trigger_window_us=0,
     )
+    task = asyncio.create_task(reporter.run())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_the_first_sample_is_patched_and_announced_with_an_event_per_condition(
     pressure_dir: Path,
 ) -> None:
-    seen = Seen()
-    task = asyncio.create_task(reporter(pressure_dir, seen, seen, heartbeat=60).run())
-    try:
+    async with reporting(pressure_dir, heartbeat=60) as seen:
         await seen.until(lambda: len(seen.posted) >= 3)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     first = seen.patches[0]
     assert {c.type for c in first} == TYPES
     assert {c.status for c in first} == {"False"}
@@ -100,18 +102,12 @@ async def test_the_first_sample_is_patched_and_announced_with_an_event_per_condi
 async def test_pressure_becomes_a_warning_event_and_a_patch_with_the_figures(
     pressure_dir: Path,
 ) -> None:
-    seen = Seen()
-    task = asyncio.create_task(reporter(pressure_dir, seen, seen, heartbeat=60).run())
-    try:
+    async with reporting(pressure_dir, heartbeat=60) as seen:
         await seen.until(lambda: len(seen.posted) >= 3)
         (pressure_dir / "memory").write_text(psi(93.0))
         await seen.until(lambda: any(t == "Warning" for t, _, _ in seen.posted))
         (pressure_dir / "memory").write_text(psi(1.0))
         await seen.until(lambda: len(seen.posted) >= 5)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     warning = next(e for e in seen.posted if e[0] == "Warning")
     assert warning[1] == "MemoryPressure"
     assert warning[2].startswith("NodekeeperMemoryPressure=True")
@@ -125,13 +121,7 @@ async def test_pressure_becomes_a_warning_event_and_a_patch_with_the_figures(
 
 
 async def test_the_heartbeat_resends_the_conditions_without_events(pressure_dir: Path) -> None:
-    seen = Seen()
-    task = asyncio.create_task(reporter(pressure_dir, seen, seen, heartbeat=0.05).run())
-    try:
+    async with reporting(pressure_dir, heartbeat=0.05) as seen:
         await seen.until(lambda: len(seen.patches) >= 4)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert len(seen.posted) == 3  # the start-up ones only: nothing changed since
     assert all({c.type for c in patch} == TYPES for patch in seen.patches)
