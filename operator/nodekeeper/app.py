@@ -21,6 +21,7 @@ import kopf
 from nodekeeper import __version__
 from nodekeeper.api import backuprun, workload
 from nodekeeper.api.codes import EXIT_CLUSTER, EXIT_HUNG, EXIT_STOPPED
+from nodekeeper.api.names import AGENT_FIELD_MANAGER, LABEL_WORKLOAD_UID, RUNTIME_FIELD_MANAGER
 from nodekeeper.backups.metrics import rebuild as rebuild_backup_metrics
 from nodekeeper.backups.services import BackupServices
 from nodekeeper.config import Settings
@@ -68,14 +69,11 @@ from nodekeeper.runtime.errors import DockerError
 from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.runtime.images import ImagePolicy
 from nodekeeper.runtime.logstream import ContainerLogs
-from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRunner
+from nodekeeper.runtime.workloads import WorkloadRunner
 from nodekeeper.server import HttpServer, api_guard
 
 logger = logging.getLogger(__name__)
 
-# Field managers of the status writers; `kubectl get -o yaml --show-managed-fields` shows them.
-HANDLER_FIELD_MANAGER = "nodekeeper-agent"
-RUNTIME_FIELD_MANAGER = "nodekeeper-runtime"
 
 WORKLOAD_ADMISSION_FIELDS = ("observedGeneration", "errorCode", "message")
 WORKLOAD_RUNTIME_FIELDS = ("phase", "containerID", "restarts", "lastExitCode", "nextRetryAt")
@@ -303,7 +301,7 @@ async def run(settings: Settings) -> int:
                 drain_timeout_seconds=drain_timeout,
             ),
         )
-        events = ContainerEvents(containers.client, key_label=LABEL_UID)
+        events = ContainerEvents(containers.client, key_label=LABEL_WORKLOAD_UID)
         if uses_docker:
             # Started before kopf: kopf cancels every task created after it starts as its own.
             background.append(asyncio.create_task(events.run(), name="docker events"))
@@ -344,7 +342,7 @@ async def run(settings: Settings) -> int:
             workload_status=StatusWriter(
                 api,
                 resource=Resource(workload.KIND, workload.PLURAL),
-                field_manager=HANDLER_FIELD_MANAGER,
+                field_manager=AGENT_FIELD_MANAGER,
                 fields=WORKLOAD_ADMISSION_FIELDS,
                 condition_types=(workload.ADMITTED,),
                 node_name=settings.node_name,
@@ -362,7 +360,7 @@ async def run(settings: Settings) -> int:
             backuprun_status=StatusWriter(
                 api,
                 resource=Resource(backuprun.KIND, backuprun.PLURAL),
-                field_manager=HANDLER_FIELD_MANAGER,
+                field_manager=AGENT_FIELD_MANAGER,
                 fields=BACKUPRUN_FIELDS,
                 condition_types=(backuprun.RUNNING, backuprun.COMPLETED),
                 node_name=settings.node_name,

@@ -24,10 +24,9 @@ import kubernetes.client
 import pytest
 
 from nodekeeper.api import GROUP, VERSION, backuprun, workload
+from nodekeeper.api.names import AGENT_FIELD_MANAGER, LABEL_WORKLOAD_UID, RUNTIME_FIELD_MANAGER
 from nodekeeper.app import (
     BACKUPRUN_FIELDS,
-    HANDLER_FIELD_MANAGER,
-    RUNTIME_FIELD_MANAGER,
     WORKLOAD_ADMISSION_FIELDS,
     WORKLOAD_RUNTIME_FIELDS,
 )
@@ -41,7 +40,7 @@ from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerUnavailable
 from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.runtime.images import ImagePolicy
-from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRunner
+from nodekeeper.runtime.workloads import WorkloadRunner
 
 NODE = "node-a"
 DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -126,7 +125,7 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
         resource: Resource,
         fields: Sequence[str],
         types: Sequence[str],
-        manager: str = HANDLER_FIELD_MANAGER,
+        manager: str = AGENT_FIELD_MANAGER,
     ) -> NotifyingWriter:
         return NotifyingWriter(
             api,
@@ -158,7 +157,7 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
         ),
         containers=containers,
     )
-    events = ContainerEvents(containers.client, key_label=LABEL_UID)
+    events = ContainerEvents(containers.client, key_label=LABEL_WORKLOAD_UID)
     events_task = asyncio.create_task(events.run())
     context = AgentContext(
         node_name=NODE,
@@ -204,7 +203,7 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
         with contextlib.suppress(asyncio.CancelledError):
             await events_task
         for uid in CREATED_UIDS:
-            for state in await containers.find({LABEL_UID: uid}):
+            for state in await containers.find({LABEL_WORKLOAD_UID: uid}):
                 await containers.remove(state.id)
         CREATED_UIDS.clear()
         containers.close()

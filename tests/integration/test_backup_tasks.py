@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nodekeeper.api.backuprun import BackupRunSpec
-from nodekeeper.backups.tasks import LABEL_UID, Ending, TaskRef, TaskRunner, TaskStartError
+from nodekeeper.api.names import LABEL_BACKUPRUN_UID, LABEL_MANAGED
+from nodekeeper.backups.tasks import Ending, TaskRef, TaskRunner, TaskStartError
 from nodekeeper.kube.secrets import SecretKeyMissing
-from nodekeeper.runtime.containers import MANAGED_LABEL, Containers
+from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.logstream import ContainerLogs
 from tests.integration.conftest import TEST_IMAGE
 
@@ -42,8 +43,8 @@ async def runner(containers: Containers) -> AsyncIterator[TaskRunner]:
     secrets = FakeSecrets({("repo", "password"): "s3cret"})
     result = TaskRunner(containers, ContainerLogs(containers.client), secrets, poll_seconds=0.1)
     yield result
-    for state in await containers.find({MANAGED_LABEL: "true"}):
-        if state.labels.get(LABEL_UID, "").startswith(RUN_PREFIX):
+    for state in await containers.find({LABEL_MANAGED: "true"}):
+        if state.labels.get(LABEL_BACKUPRUN_UID, "").startswith(RUN_PREFIX):
             await containers.remove(state.id)
 
 
@@ -68,7 +69,7 @@ async def run_to_end(runner: TaskRunner, script: str, **spec: object) -> Ending:
     ref, parsed = task(script, **spec)
     try:
         state = await runner.start(ref, parsed)
-        assert state.labels[LABEL_UID] == ref.uid
+        assert state.labels[LABEL_BACKUPRUN_UID] == ref.uid
         ending = await runner.follow(state, timeout_seconds=parsed.timeoutSeconds)
         assert ending is not None
         return ending

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from nodekeeper.runtime.containers import MANAGED_LABEL, Containers, ContainerSpec
+from nodekeeper.api.names import LABEL_MANAGED
+from nodekeeper.runtime.containers import Containers, ContainerSpec
 from nodekeeper.runtime.errors import ContainerCreateFailed, ImageNotFound
 from tests.integration.conftest import RUN_ID, TEST_IMAGE, unique
 
@@ -24,7 +25,7 @@ async def test_a_container_runs_and_its_output_is_in_its_json_log(containers: Co
         nano_cpus=500_000_000,
     )
     started = await containers.run(spec)
-    assert started.labels[MANAGED_LABEL] == "true"
+    assert started.labels[LABEL_MANAGED] == "true"
 
     ended = await containers.wait(started.id, deadline_seconds=30)
     assert (ended.status, ended.exit_code, ended.oom_killed) == ("exited", 3, False)

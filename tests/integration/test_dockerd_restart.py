@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from nodekeeper.api.names import LABEL_WORKLOAD_UID
 from nodekeeper.api.workload import WorkloadSpec
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.events import RESYNC, ContainerEvents
-from nodekeeper.runtime.workloads import LABEL_UID, WorkloadRef, WorkloadRunner, observe
+from nodekeeper.runtime.workloads import WorkloadRef, WorkloadRunner, observe
 from tests.integration.conftest import DOCKER_HOST, TEST_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ async def restart_dockerd() -> None:
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_events_reconnect_and_the_workload_is_restarted() -> None:
     engine = Containers.connect(DOCKER_HOST)
-    events = ContainerEvents(engine.client, key_label=LABEL_UID)
+    events = ContainerEvents(engine.client, key_label=LABEL_WORKLOAD_UID)
     task = asyncio.create_task(events.run())
     runner = WorkloadRunner(engine)
     ref = WorkloadRef(uid=str(uuid.uuid4()), namespace="it", name="survivor")

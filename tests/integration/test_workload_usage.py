@@ -3,12 +3,12 @@ Docker set them, read from its real cgroup and exported under its Workload's nam
 
 from prometheus_client import CollectorRegistry
 
+from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_WORKLOAD_UID
 from nodekeeper.handlers.workload_usage import sample_once
 from nodekeeper.pressure.cgroups import CgroupReader
 from nodekeeper.pressure.metrics import WorkloadUsageCollector
 from nodekeeper.pressure.usage import WorkloadUsage
 from nodekeeper.runtime.containers import Containers, ContainerSpec
-from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
 from tests.integration.conftest import RUN_ID, TEST_IMAGE, unique
 
 
@@ -16,7 +16,7 @@ async def test_a_running_workload_containers_cgroup_is_exported(containers: Cont
     uid = unique("uid")
     labels = {
         "nodekeeper.io/test-run": RUN_ID,
-        LABEL_UID: uid,
+        LABEL_WORKLOAD_UID: uid,
         LABEL_NAMESPACE: "usage-test",
         LABEL_NAME: uid,
     }
@@ -36,7 +36,7 @@ async def test_a_running_workload_containers_cgroup_is_exported(containers: Cont
             name=unique("usage-done"),
             image=TEST_IMAGE,
             command=["/bin/true"],
-            labels={**labels, LABEL_UID: uid + "-done", LABEL_NAME: uid + "-done"},
+            labels={**labels, LABEL_WORKLOAD_UID: uid + "-done", LABEL_NAME: uid + "-done"},
         )
     )
     await containers.wait(stopped.id, deadline_seconds=30)

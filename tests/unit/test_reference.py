@@ -2,6 +2,7 @@
 
 import ast
 import re
+import typing
 from pathlib import Path
 
 from nodekeeper.api import backuprun, codes, workload
@@ -16,7 +17,6 @@ from nodekeeper.pressure.metrics import PressureCollector, WorkloadUsageCollecto
 from nodekeeper.pressure.psi import PsiLine, PsiSample
 from nodekeeper.pressure.selfprotect import MemoryLevel, SelfMemory
 from nodekeeper.pressure.thresholds import CONDITION_TYPES as PRESSURE_CONDITION_TYPES
-from nodekeeper.pressure.thresholds import REASONS as PRESSURE_REASONS
 from nodekeeper.pressure.thresholds import PressureTracker
 from nodekeeper.runtime import errors
 
@@ -83,10 +83,10 @@ def test_every_docker_error_has_a_documented_code() -> None:
 
 
 def test_every_pressure_reason_is_a_documented_code() -> None:
-    from nodekeeper.pressure.admission import CODES
+    from nodekeeper.pressure.admission import RefusalCode
 
-    assert set(PRESSURE_REASONS) <= set(codes.REASONS)
-    assert set(CODES) <= set(codes.ERROR_CODES)
+    assert set(codes.NODE_REASONS) <= set(codes.REASONS)
+    assert set(typing.get_args(RefusalCode)) <= set(codes.ERROR_CODES)
 
 
 def test_every_backup_outcome_is_a_documented_reason() -> None:

@@ -4,12 +4,14 @@ Tools and alerts match on these strings, so they never change meaning once relea
 docs/reference.md lists each with what it means; a test keeps the two in step.
 """
 
+from typing import Final
+
 # Condition reasons.
 ADMITTED = "Admitted"
 INVALID_SPEC = "InvalidSpec"
 IMAGE_NOT_ALLOWED = "ImageNotAllowed"
-NODE_UNDER_PRESSURE = "NodeUnderPressure"
-INSUFFICIENT_RESOURCES = "InsufficientResources"
+NODE_UNDER_PRESSURE: Final = "NodeUnderPressure"
+INSUFFICIENT_RESOURCES: Final = "InsufficientResources"
 
 CONTAINER_RUNNING = "ContainerRunning"
 NO_CONTAINER = "NoContainer"
@@ -23,6 +25,46 @@ CONTAINER_FAILED = "ContainerFailed"
 BACKUP_PENDING = "Pending"
 BACKUP_STARTED = "Started"
 BACKUP_RUNNING = "Running"
+
+# Node conditions, one per resource, set by the pressure reporter, and their reasons.
+NODE_CONDITION_TYPES: dict[str, str] = {
+    "memory": "NodekeeperMemoryPressure",
+    "cpu": "NodekeeperCPUPressure",
+    "io": "NodekeeperIOPressure",
+}
+_RESOURCE_NAMES = {"memory": "Memory", "cpu": "CPU", "io": "IO"}
+PSI_UNAVAILABLE = "PSIUnavailable"
+NOT_YET_SAMPLED = "NotYetSampled"
+
+
+def pressure_reason(resource: str) -> str:
+    """``CPUPressure``, ``MemoryPressure``, ``IOPressure``: the reason of a True condition."""
+    return f"{_RESOURCE_NAMES[resource]}Pressure"
+
+
+def calm_reason(resource: str) -> str:
+    """``NoCPUPressure``, ...: the reason of a False condition."""
+    return f"No{_RESOURCE_NAMES[resource]}Pressure"
+
+
+NODE_REASONS: dict[str, str] = {
+    **{
+        pressure_reason(r): f"Node `{kind}=True`: {r} PSI stayed at or above the enter "
+        "threshold for the sustain window; new Workloads are refused."
+        for r, kind in NODE_CONDITION_TYPES.items()
+    },
+    **{
+        calm_reason(r): f"Node `{kind}=False`: {r} PSI is below the threshold, or has not "
+        "stayed above it for the sustain window."
+        for r, kind in NODE_CONDITION_TYPES.items()
+    },
+    PSI_UNAVAILABLE: "Node condition Unknown: no PSI figures for the resource: the kernel gives "
+    "none (built without CONFIG_PSI or booted with psi=0; boot with psi=1), or its pressure file "
+    "could not be parsed (the agent's log names it; nodekeeper_pressure_read_errors_total counts "
+    "it).",
+    NOT_YET_SAMPLED: "Node condition Unknown: the agent has not sampled PSI yet.",
+}
+
 
 REASONS: dict[str, str] = {
     ADMITTED: "Workload `Admitted=True`: the spec is valid and this node accepted it.",
@@ -53,19 +95,7 @@ REASONS: dict[str, str] = {
     "condition of the node is True; retried until it clears.",
     INSUFFICIENT_RESOURCES: "Workload `Admitted=False`, phase Pending: node memory, CPU or "
     "Docker disk use is past its admission limit; retried until it drops.",
-    "CPUPressure": "Node `NodekeeperCPUPressure=True`: CPU PSI stayed at or above the threshold "
-    "for the sustain window.",
-    "MemoryPressure": "Node `NodekeeperMemoryPressure=True`: memory PSI stayed at or above the "
-    "threshold for the sustain window.",
-    "IOPressure": "Node `NodekeeperIOPressure=True`: IO PSI stayed at or above the threshold for "
-    "the sustain window.",
-    "NoCPUPressure": "Node `NodekeeperCPUPressure=False`: CPU PSI is below the threshold.",
-    "NoMemoryPressure": "Node `NodekeeperMemoryPressure=False`: memory PSI is below the threshold.",
-    "NoIOPressure": "Node `NodekeeperIOPressure=False`: IO PSI is below the threshold.",
-    "PSIUnavailable": "Node condition Unknown: no PSI figures for the resource: the kernel has "
-    "none (boot with psi=1), or its pressure file could not be parsed (the agent's log names it; "
-    "nodekeeper_pressure_read_errors_total counts it).",
-    "NotYetSampled": "Node condition Unknown: the agent has not sampled PSI yet.",
+    **NODE_REASONS,
     # BackupRun outcomes (backups/outcomes.py; a test keeps the two in step).
     "Succeeded": (
         "BackupRun `Completed=True`, phase Succeeded: exit code 0 (or a recorded result)."

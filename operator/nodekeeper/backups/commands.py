@@ -26,13 +26,12 @@ import yaml
 
 from nodekeeper.api import API_VERSION
 from nodekeeper.api.backuprun import KIND, BackupResult, BackupRunSpec
-from nodekeeper.backups.history import LABEL_PHASE, LABEL_POLICY
+from nodekeeper.api.names import ANNOTATION_LOG_CHUNKS, LABEL_PHASE, LABEL_POLICY
 from nodekeeper.backups.metrics import parse_time
 from nodekeeper.backups.runlogs import RunLogs, RunRef
 from nodekeeper.kube.backupruns import BackupRuns
 from nodekeeper.kube.errors import KubeConflict
 
-ANNOTATION_LOG_CHUNKS = "nodekeeper.io/log-chunks"
 Output = Literal["table", "json"]
 
 

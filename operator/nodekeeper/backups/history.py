@@ -12,13 +12,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nodekeeper.api.names import LABEL_NODE, LABEL_PHASE, LABEL_POLICY
 from nodekeeper.kube.backupruns import BackupRuns
 
 logger = logging.getLogger(__name__)
 
-LABEL_POLICY = "nodekeeper.io/policy"
-LABEL_NODE = "nodekeeper.io/node"
-LABEL_PHASE = "nodekeeper.io/phase"
 DEFAULT_SUCCEEDED_LIMIT = 10
 DEFAULT_FAILED_LIMIT = 5
 FAILED_PHASES = frozenset({"Failed", "PartiallyFailed"})

@@ -10,6 +10,13 @@ import dataclasses
 
 from nodekeeper.api import API_VERSION
 from nodekeeper.api.backuprun import KIND
+from nodekeeper.api.names import (
+    ANNOTATION_LOG_BYTES,
+    ANNOTATION_LOG_CHUNKS,
+    ANNOTATION_LOG_INDEX,
+    ANNOTATION_LOG_TRUNCATED,
+    LABEL_BACKUPRUN,
+)
 from nodekeeper.backups.logchunks import (
     DEFAULT_CAP_BYTES,
     Chunk,
@@ -20,11 +27,6 @@ from nodekeeper.backups.logchunks import (
 )
 from nodekeeper.kube.configmaps import BinaryConfigMap, ConfigMaps, Owner
 
-LABEL_RUN = "nodekeeper.io/backuprun"
-ANNOTATION_INDEX = "nodekeeper.io/log-index"
-ANNOTATION_CHUNKS = "nodekeeper.io/log-chunks"
-ANNOTATION_BYTES = "nodekeeper.io/log-bytes"
-ANNOTATION_TRUNCATED = "nodekeeper.io/log-truncated"
 DATA_KEY = "log.zst"
 NAME_MAX = 253
 
@@ -48,19 +50,19 @@ def label_value(run_name: str) -> str:
 
 
 def selector(run_name: str) -> str:
-    return f"{LABEL_RUN}={label_value(run_name)}"
+    return f"{LABEL_BACKUPRUN}={label_value(run_name)}"
 
 
 def config_maps(run: RunRef, prepared: PreparedLog) -> list[BinaryConfigMap]:
     return [
         BinaryConfigMap(
             name=chunk_name(run.name, chunk.index),
-            labels={LABEL_RUN: label_value(run.name)},
+            labels={LABEL_BACKUPRUN: label_value(run.name)},
             annotations={
-                ANNOTATION_INDEX: str(chunk.index),
-                ANNOTATION_CHUNKS: str(len(prepared.chunks)),
-                ANNOTATION_BYTES: str(prepared.bytes),
-                ANNOTATION_TRUNCATED: str(prepared.truncated).lower(),
+                ANNOTATION_LOG_INDEX: str(chunk.index),
+                ANNOTATION_LOG_CHUNKS: str(len(prepared.chunks)),
+                ANNOTATION_LOG_BYTES: str(prepared.bytes),
+                ANNOTATION_LOG_TRUNCATED: str(prepared.truncated).lower(),
             },
             binary_data={DATA_KEY: chunk.data},
         )
@@ -99,16 +101,16 @@ class RunLogs:
         info: LogInfo | None = None
         for item in await self._owned(run):
             try:
-                index = int(item.annotations.get(ANNOTATION_INDEX, ""))
+                index = int(item.annotations.get(ANNOTATION_LOG_INDEX, ""))
             except ValueError:
                 continue
             if DATA_KEY not in item.binary_data:
                 continue
             chunks.append(Chunk(index=index, data=item.binary_data[DATA_KEY]))
             info = LogInfo(
-                bytes=int(item.annotations.get(ANNOTATION_BYTES, "0") or 0),
-                chunks=int(item.annotations.get(ANNOTATION_CHUNKS, "0") or 0),
-                truncated=item.annotations.get(ANNOTATION_TRUNCATED) == "true",
+                bytes=int(item.annotations.get(ANNOTATION_LOG_BYTES, "0") or 0),
+                chunks=int(item.annotations.get(ANNOTATION_LOG_CHUNKS, "0") or 0),
+                truncated=item.annotations.get(ANNOTATION_LOG_TRUNCATED) == "true",
             )
         return sorted(chunks, key=lambda chunk: chunk.index), info
 

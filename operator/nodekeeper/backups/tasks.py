@@ -19,15 +19,14 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from nodekeeper.api.backuprun import BackupRunSpec
+from nodekeeper.api.names import LABEL_BACKUPRUN_UID, LABEL_NAME, LABEL_NAMESPACE
 from nodekeeper.backups import outcomes, restic
 from nodekeeper.backups.outcomes import Outcome
 from nodekeeper.kube.errors import KubeRejected
 from nodekeeper.kube.secrets import SecretKeyMissing
 from nodekeeper.runtime.containers import Containers, ContainerSpec, ContainerState
 from nodekeeper.runtime.errors import ContainerCreateFailed, ContainerNotFound, ImageNotFound
-from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE
 
-LABEL_UID = "nodekeeper.io/backuprun-uid"
 POLL_SECONDS = 1.0
 
 
@@ -89,7 +88,7 @@ def container_spec(ref: TaskRef, spec: BackupRunSpec, env: Mapping[str, str]) ->
         command=spec.command,
         args=spec.args,
         env=dict(env),
-        labels={LABEL_UID: ref.uid, LABEL_NAMESPACE: ref.namespace, LABEL_NAME: ref.name},
+        labels={LABEL_BACKUPRUN_UID: ref.uid, LABEL_NAMESPACE: ref.namespace, LABEL_NAME: ref.name},
     )
 
 
@@ -117,7 +116,7 @@ class TaskRunner:
         self._clock = clock
 
     async def find(self, ref: TaskRef) -> ContainerState | None:
-        found = await self._containers.find({LABEL_UID: ref.uid})
+        found = await self._containers.find({LABEL_BACKUPRUN_UID: ref.uid})
         return found[0] if found else None
 
     async def environment(self, ref: TaskRef, spec: BackupRunSpec) -> dict[str, str]:
@@ -228,6 +227,6 @@ class TaskRunner:
 
     async def remove_all(self, ref: TaskRef) -> int:
         removed = 0
-        for state in await self._containers.find({LABEL_UID: ref.uid}):
+        for state in await self._containers.find({LABEL_BACKUPRUN_UID: ref.uid}):
             removed += await self._containers.remove(state.id)
         return removed

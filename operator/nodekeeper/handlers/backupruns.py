@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from nodekeeper.api import GROUP, VERSION
 from nodekeeper.api.backuprun import COMPLETED, KIND, PLURAL, RUNNING, BackupRunSpec
 from nodekeeper.api.codes import BACKUP_PENDING, BACKUP_RUNNING, BACKUP_STARTED, INVALID_SPEC
+from nodekeeper.api.names import ANNOTATION_LOG_CHUNKS
 from nodekeeper.api.times import rfc3339, utcnow
 from nodekeeper.backups import outcomes
 from nodekeeper.backups.logchunks import LogInfo
@@ -43,8 +44,6 @@ from nodekeeper.runtime.errors import DockerError, DockerUnavailable
 
 logger = logging.getLogger(__name__)
 
-# Set by `nodekeeper backups ingest` on a run whose log it writes to ConfigMaps itself.
-ANNOTATION_LOG_CHUNKS = "nodekeeper.io/log-chunks"
 # How long an ingested run waits for the chunks its annotation announces before it is recorded
 # with what is there.
 CHUNK_WAIT_SECONDS = 120.0

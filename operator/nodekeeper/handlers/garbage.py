@@ -13,16 +13,19 @@ import datetime
 import logging
 
 from nodekeeper.api import backuprun, workload
-from nodekeeper.backups.tasks import LABEL_UID as BACKUPRUN_UID
+from nodekeeper.api.names import (
+    LABEL_BACKUPRUN_UID,
+    LABEL_MANAGED,
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    LABEL_WORKLOAD_UID,
+)
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube.errors import KubeError
-from nodekeeper.runtime.containers import MANAGED_LABEL
 from nodekeeper.runtime.errors import DockerError
-from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE
-from nodekeeper.runtime.workloads import LABEL_UID as WORKLOAD_UID
 
 # Which label names the owner of a container nodekeeper made, and where such owners are listed.
-OWNERS = ((WORKLOAD_UID, workload.PLURAL), (BACKUPRUN_UID, backuprun.PLURAL))
+OWNERS = ((LABEL_WORKLOAD_UID, workload.PLURAL), (LABEL_BACKUPRUN_UID, backuprun.PLURAL))
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def _age_seconds(created: str, now: datetime.datetime) -> float:
 async def collect(context: AgentContext, *, grace_seconds: float) -> int:
     """Remove orphaned Workload and BackupRun containers once; returns how many were removed."""
     engine = context.workloads.containers
-    found = await engine.find({MANAGED_LABEL: "true"})
+    found = await engine.find({LABEL_MANAGED: "true"})
     containers = [c for c in found if engine.ours(c.labels)]  # never another node's agent's
     now = datetime.datetime.now(tz=datetime.UTC)
     removed = 0

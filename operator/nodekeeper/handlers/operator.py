@@ -14,12 +14,10 @@ from collections.abc import Callable
 import kopf
 
 from nodekeeper.api import GROUP, backuprun, workload
+from nodekeeper.api.names import COMPONENT, FINALIZER, STORAGE_PREFIX
 from nodekeeper.handlers import backupruns, workloads
 from nodekeeper.handlers.ownership import OwnNodeDiffBaseStorage
 from nodekeeper.kube.client import Credentials
-
-FINALIZER = "nodekeeper.io/finalizer"
-STORAGE_PREFIX = "nodekeeper.io"
 
 
 def field_selector(node_name: str) -> str:
@@ -43,7 +41,7 @@ def settings(
     )
     for plural in (workload.PLURAL, backuprun.PLURAL):
         result.watching.field_selectors[GROUP, plural] = field_selector(node_name)
-    result.posting.reporting_component = "nodekeeper"
+    result.posting.reporting_component = COMPONENT
     result.posting.reporting_instance = node_name
     result.posting.level = logging.WARNING
     # A hard guard behind the staged shutdown: never hang a node drain.

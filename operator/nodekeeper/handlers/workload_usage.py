@@ -8,10 +8,10 @@ failed listing is logged and retried next interval; the last sample stays.
 import asyncio
 import logging
 
+from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_WORKLOAD_UID
 from nodekeeper.pressure.usage import WorkloadKey, WorkloadUsage, workload_containers
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerError
-from nodekeeper.runtime.workloads import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 async def running_workloads(containers: Containers) -> list[tuple[WorkloadKey, str]]:
     """``(workload, container id)`` of the running Workload containers this node's agent made
     (one Docker listing): what the sampler reads, and what ``nodekeeper pressure`` shows."""
-    found = await containers.running_with(LABEL_UID)
+    found = await containers.running_with(LABEL_WORKLOAD_UID)
     running = {cid: labels for cid, labels in found.items() if containers.ours(labels)}
     return workload_containers(running, namespace_label=LABEL_NAMESPACE, name_label=LABEL_NAME)
 

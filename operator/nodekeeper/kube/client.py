@@ -15,6 +15,10 @@ from kubernetes.config.config_exception import ConfigException
 
 from nodekeeper.kube.errors import KubeConfigError
 
+# Content types of the patches the agent sends.
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply (status, log ConfigMaps)
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"  # built-in types (Node)
+
 
 @dataclasses.dataclass(frozen=True)
 class Credentials:

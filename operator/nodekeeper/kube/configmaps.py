@@ -13,10 +13,9 @@ from typing import Any
 
 import kubernetes.client
 
+from nodekeeper.api.names import LOGS_FIELD_MANAGER
+from nodekeeper.kube.client import APPLY_PATCH
 from nodekeeper.kube.errors import KubeNotFound, calling
-
-APPLY_PATCH = "application/apply-patch+yaml"
-FIELD_MANAGER = "nodekeeper-logs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +52,7 @@ def _from_api(item: Any) -> BinaryConfigMap:
 
 class ConfigMaps:
     def __init__(
-        self, api: kubernetes.client.ApiClient, *, field_manager: str = FIELD_MANAGER
+        self, api: kubernetes.client.ApiClient, *, field_manager: str = LOGS_FIELD_MANAGER
     ) -> None:
         self._api = kubernetes.client.CoreV1Api(api)
         self._field_manager = field_manager

@@ -11,11 +11,11 @@ from typing import Literal
 
 import kubernetes.client
 
+from nodekeeper.api.names import COMPONENT
 from nodekeeper.api.times import utcnow
 from nodekeeper.kube.errors import calling
 
 EventType = Literal["Normal", "Warning"]
-COMPONENT = "nodekeeper"
 
 
 class NodeEvents:

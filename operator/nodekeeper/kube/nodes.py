@@ -15,9 +15,8 @@ from typing import Any
 import kubernetes.client
 
 from nodekeeper.api.times import rfc3339, utcnow
+from nodekeeper.kube.client import STRATEGIC_MERGE_PATCH
 from nodekeeper.kube.errors import calling
-
-STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 @dataclasses.dataclass(frozen=True)

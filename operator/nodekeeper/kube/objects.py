@@ -11,9 +11,8 @@ from typing import Any
 import kubernetes.client
 
 from nodekeeper.api import GROUP, VERSION
+from nodekeeper.api.names import FINALIZER
 from nodekeeper.kube.errors import KubeNotFound, calling
-
-FINALIZER = "nodekeeper.io/finalizer"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,12 +23,11 @@ import kubernetes.client
 from nodekeeper.api import API_VERSION, GROUP, VERSION
 from nodekeeper.api.conditions import Condition, ConditionStatus, set_condition
 from nodekeeper.api.times import utcnow
+from nodekeeper.kube.client import APPLY_PATCH
 from nodekeeper.kube.errors import KubeError, calling
 from nodekeeper.metrics import Metrics
 
 logger = logging.getLogger(__name__)
-
-APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class ForeignObjectError(KubeError):

@@ -18,6 +18,8 @@ import enum
 import functools
 from collections.abc import Mapping
 
+from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_WORKLOAD_UID
+
 NANOS = 1_000_000_000
 
 
@@ -45,7 +47,7 @@ class ContainerInfo:
     @property
     def namespace(self) -> str:
         return self.labels.get("io.kubernetes.pod.namespace", "") or self.labels.get(
-            "nodekeeper.io/namespace", ""
+            LABEL_NAMESPACE, ""
         )
 
     @property
@@ -55,9 +57,9 @@ class ContainerInfo:
     @property
     def workload(self) -> str:
         """The Workload's name; empty for other containers (BackupRun tasks included)."""
-        if "nodekeeper.io/workload-uid" not in self.labels:
+        if LABEL_WORKLOAD_UID not in self.labels:
             return ""
-        return self.labels.get("nodekeeper.io/name", "")
+        return self.labels.get(LABEL_NAME, "")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,21 +14,13 @@ code and a message with the figures and what to do, ready for ``status.errorCode
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Final, Literal, Protocol
+from typing import Literal, Protocol
 
+from nodekeeper.api.codes import INSUFFICIENT_RESOURCES, NODE_UNDER_PRESSURE
 from nodekeeper.pressure.thresholds import ConditionState
 from nodekeeper.pressure.totals import NodeTotals
 
 RefusalCode = Literal["NodeUnderPressure", "InsufficientResources"]
-NODE_UNDER_PRESSURE: Final = "NodeUnderPressure"
-INSUFFICIENT_RESOURCES: Final = "InsufficientResources"
-
-CODES = {
-    NODE_UNDER_PRESSURE: "The node is under sustained CPU, memory or IO pressure (a "
-    "Nodekeeper*Pressure condition is True); the Workload starts when it ends.",
-    INSUFFICIENT_RESOURCES: "The node's memory, CPU or Docker disk is used beyond the admission "
-    "limit; free some, or assign the Workload to another node.",
-}
 
 
 @dataclasses.dataclass(frozen=True)

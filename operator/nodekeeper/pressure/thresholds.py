@@ -24,48 +24,17 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Literal
 
+from nodekeeper.api.codes import (
+    NODE_CONDITION_TYPES,
+    NOT_YET_SAMPLED,
+    PSI_UNAVAILABLE,
+    calm_reason,
+    pressure_reason,
+)
+from nodekeeper.api.conditions import ConditionStatus
 from nodekeeper.pressure.psi import RESOURCES, PsiSample, PsiSource, Resource
 
-ConditionStatus = Literal["True", "False", "Unknown"]
-
-CONDITION_TYPES: Mapping[Resource, str] = {
-    "memory": "NodekeeperMemoryPressure",
-    "cpu": "NodekeeperCPUPressure",
-    "io": "NodekeeperIOPressure",
-}
-_LABELS: Mapping[Resource, str] = {"memory": "Memory", "cpu": "CPU", "io": "IO"}
-
-PSI_UNAVAILABLE = "PSIUnavailable"
-NOT_YET_SAMPLED = "NotYetSampled"
-
-
-def pressure_reason(resource: Resource) -> str:
-    """``CPUPressure``, ``MemoryPressure``, ``IOPressure``: the reason of a True condition."""
-    return f"{_LABELS[resource]}Pressure"
-
-
-def calm_reason(resource: Resource) -> str:
-    """``NoCPUPressure``, ...: the reason of a False condition."""
-    return f"No{_LABELS[resource]}Pressure"
-
-
-# Every reason these conditions can carry, with what it means (for docs/reference.md).
-REASONS: Mapping[str, str] = {
-    **{
-        pressure_reason(r): f"`{CONDITION_TYPES[r]}=True`: {r} PSI stayed at or above the "
-        "enter threshold for the sustain window; new Workloads are refused."
-        for r in RESOURCES
-    },
-    **{
-        calm_reason(r): f"`{CONDITION_TYPES[r]}=False`: {r} PSI is below the threshold, or "
-        "has not stayed above it for the sustain window."
-        for r in RESOURCES
-    },
-    PSI_UNAVAILABLE: "`Unknown`: no PSI figures: the kernel gives none (built without "
-    "CONFIG_PSI or booted with psi=0; boot with psi=1), or the pressure file could not be parsed "
-    "(the agent's log names it, nodekeeper_pressure_read_errors_total counts it).",
-    NOT_YET_SAMPLED: "`Unknown`: the agent has not sampled PSI yet.",
-}
+CONDITION_TYPES: Mapping[str, str] = NODE_CONDITION_TYPES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,15 +14,11 @@ from typing import Any
 import docker
 import docker.models.containers
 
+from nodekeeper.api.names import LABEL_MANAGED, LABEL_NODE
 from nodekeeper.runtime.errors import ContainerNotFound, DockerError, calling
 
 logger = logging.getLogger(__name__)
 
-MANAGED_LABEL = "nodekeeper.io/managed"
-# The node whose agent made the container. One engine per node is the rule, but an engine shared
-# by agents of several nodes (a development machine, the e2e suite) must not have one agent
-# collect another's containers as orphans.
-NODE_LABEL = "nodekeeper.io/node"
 
 RemovalGate = Callable[[str], Awaitable[object]]
 
@@ -96,7 +92,7 @@ class Containers:
 
     def __init__(self, client: docker.DockerClient, *, node_name: str | None = None) -> None:
         self._client = client
-        self.node_name = node_name  # labels what it creates, see NODE_LABEL
+        self.node_name = node_name  # labels what it creates, see LABEL_NODE
         # The removal handshake: awaited between stopping a container and removing it, so the
         # log pipeline stores its last line before Docker deletes the log (see remove()).
         self.removal_gate: RemovalGate | None = None
@@ -111,7 +107,7 @@ class Containers:
         counts every container as its own."""
         if self.node_name is None:
             return True
-        return labels.get(NODE_LABEL, self.node_name) == self.node_name
+        return labels.get(LABEL_NODE, self.node_name) == self.node_name
 
     @classmethod
     def unconnected(cls, base_url: str) -> "Containers":
@@ -141,9 +137,9 @@ class Containers:
         return await asyncio.to_thread(self._run, spec)
 
     def _run(self, spec: ContainerSpec) -> ContainerState:
-        labels = {**spec.labels, MANAGED_LABEL: "true"}
+        labels = {**spec.labels, LABEL_MANAGED: "true"}
         if self.node_name:
-            labels[NODE_LABEL] = self.node_name
+            labels[LABEL_NODE] = self.node_name
         kwargs: dict[str, Any] = {
             "image": spec.image,
             "name": spec.name,

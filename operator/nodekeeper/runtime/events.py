@@ -17,7 +17,7 @@ from typing import Any
 
 import docker
 
-from nodekeeper.runtime.containers import MANAGED_LABEL
+from nodekeeper.api.names import LABEL_MANAGED
 from nodekeeper.runtime.errors import DockerError, calling
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class ContainerEvents:
                     "following Docker events",
                     lambda: self._client.api.events(
                         decode=True,
-                        filters={"type": "container", "label": f"{MANAGED_LABEL}=true"},
+                        filters={"type": "container", "label": f"{LABEL_MANAGED}=true"},
                     ),
                 )
             )

@@ -13,15 +13,11 @@ import random
 import time
 
 from nodekeeper.api import codes
+from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_SPEC_HASH, LABEL_WORKLOAD_UID
 from nodekeeper.api.quantities import memory_bytes, nano_cpus
 from nodekeeper.api.workload import Backoff, WorkloadSpec
 from nodekeeper.runtime.backoff import restart_delay
 from nodekeeper.runtime.containers import Containers, ContainerSpec, ContainerState
-
-LABEL_UID = "nodekeeper.io/workload-uid"
-LABEL_NAMESPACE = "nodekeeper.io/namespace"
-LABEL_NAME = "nodekeeper.io/name"
-LABEL_SPEC_HASH = "nodekeeper.io/spec-hash"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +46,7 @@ def container_spec(ref: WorkloadRef, spec: WorkloadSpec) -> ContainerSpec:
         args=spec.args,
         env={variable.name: variable.value for variable in spec.env or []},
         labels={
-            LABEL_UID: ref.uid,
+            LABEL_WORKLOAD_UID: ref.uid,
             LABEL_NAMESPACE: ref.namespace,
             LABEL_NAME: ref.name,
             LABEL_SPEC_HASH: spec_hash(spec),
@@ -65,13 +61,13 @@ class WorkloadRunner:
         self.containers = containers
 
     async def current(self, ref: WorkloadRef) -> ContainerState | None:
-        found = await self.containers.find({LABEL_UID: ref.uid})
+        found = await self.containers.find({LABEL_WORKLOAD_UID: ref.uid})
         return found[0] if found else None
 
     async def ensure(self, ref: WorkloadRef, spec: WorkloadSpec) -> tuple[ContainerState, bool]:
         """The Workload's container for this spec, created if needed; True when it is new."""
         wanted = spec_hash(spec)
-        found = await self.containers.find({LABEL_UID: ref.uid})
+        found = await self.containers.find({LABEL_WORKLOAD_UID: ref.uid})
         keep = next((c for c in found if c.labels.get(LABEL_SPEC_HASH) == wanted), None)
         for stale in found:
             if stale is not keep:
@@ -85,7 +81,7 @@ class WorkloadRunner:
 
     async def remove_all(self, ref: WorkloadRef) -> int:
         removed = 0
-        for state in await self.containers.find({LABEL_UID: ref.uid}):
+        for state in await self.containers.find({LABEL_WORKLOAD_UID: ref.uid}):
             removed += await self.containers.remove(state.id)
         return removed
 

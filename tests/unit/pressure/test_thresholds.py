@@ -4,11 +4,11 @@ import re
 
 import pytest
 
+from nodekeeper.api.codes import NODE_REASONS
 from nodekeeper.api.conditions import REASON_PATTERN
 from nodekeeper.pressure.psi import PsiLine, PsiReader, PsiSample, Resource
 from nodekeeper.pressure.thresholds import (
     CONDITION_TYPES,
-    REASONS,
     PressureTracker,
     Threshold,
     Transition,
@@ -172,7 +172,7 @@ def test_every_reason_is_a_valid_condition_reason() -> None:
         "NodekeeperCPUPressure",
         "NodekeeperIOPressure",
     }
-    for reason in REASONS:
+    for reason in NODE_REASONS:
         assert re.fullmatch(REASON_PATTERN, reason), reason
 
 
