@@ -411,7 +411,7 @@ def _release_node(node: str, kubeconfig: Path | None) -> int:
                 lines.append(
                     f"{kind}s on {node}: {len(refs)}, finalizers released: {len(released)}"
                 )
-                lines.extend(f"  released {kind} {r.namespace}/{r.name}" for r in released)
+                lines.extend(f"  released {kind} {listed.ref}" for listed in released)
             return lines
         finally:
             api.close()  # type: ignore[no-untyped-call]

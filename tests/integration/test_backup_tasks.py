@@ -8,7 +8,8 @@ import pytest
 
 from nodekeeper.api.backuprun import BackupRunSpec
 from nodekeeper.api.names import LABEL_BACKUPRUN_UID, LABEL_MANAGED
-from nodekeeper.backups.tasks import Ending, TaskRef, TaskRunner, TaskStartError
+from nodekeeper.api.refs import ObjectRef
+from nodekeeper.backups.tasks import Ending, TaskRunner, TaskStartError
 from nodekeeper.kube.secrets import SecretKeyMissing
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.logstream import ContainerLogs
@@ -51,8 +52,8 @@ async def runner(containers: Containers) -> AsyncIterator[TaskRunner]:
 RUN_PREFIX = f"it-{uuid.uuid4().hex[:8]}"
 
 
-def task(script: str, **spec: object) -> tuple[TaskRef, BackupRunSpec]:
-    ref = TaskRef(uid=f"{RUN_PREFIX}-{uuid.uuid4().hex[:8]}", namespace="it", name="run")
+def task(script: str, **spec: object) -> tuple[ObjectRef, BackupRunSpec]:
+    ref = ObjectRef(uid=f"{RUN_PREFIX}-{uuid.uuid4().hex[:8]}", namespace="it", name="run")
     body = {
         "nodeName": "n",
         "policy": "daily",

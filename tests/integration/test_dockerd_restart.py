@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from nodekeeper.api.names import LABEL_WORKLOAD_UID
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.api.workload import WorkloadSpec
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.events import RESYNC, ContainerEvents
-from nodekeeper.runtime.workloads import WorkloadRef, WorkloadRunner, observe
+from nodekeeper.runtime.workloads import WorkloadRunner, observe
 from tests.integration.conftest import DOCKER_HOST, TEST_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ async def test_events_reconnect_and_the_workload_is_restarted() -> None:
     events = ContainerEvents(engine.client, key_label=LABEL_WORKLOAD_UID)
     task = asyncio.create_task(events.run())
     runner = WorkloadRunner(engine)
-    ref = WorkloadRef(uid=str(uuid.uuid4()), namespace="it", name="survivor")
+    ref = ObjectRef(uid=str(uuid.uuid4()), namespace="it", name="survivor")
     spec = WorkloadSpec.model_validate(
         {"nodeName": "n", "image": TEST_IMAGE, "command": ["sleep"], "args": ["600"]}
     )

@@ -6,10 +6,11 @@ import time
 
 import pytest
 
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.api.workload import WorkloadSpec
 from nodekeeper.runtime.backoff import restart_delay
 from nodekeeper.runtime.containers import ContainerState
-from nodekeeper.runtime.workloads import WorkloadRef, container_spec, observe, spec_hash
+from nodekeeper.runtime.workloads import container_spec, observe, spec_hash
 
 
 def spec(**fields: object) -> WorkloadSpec:
@@ -81,7 +82,7 @@ def test_the_spec_hash_changes_with_the_container_shape_only() -> None:
 
 
 def test_the_container_carries_the_workloads_identity_and_limits() -> None:
-    ref = WorkloadRef(uid="0123456789abcdef", namespace="ns", name="web")
+    ref = ObjectRef(uid="0123456789abcdef", namespace="ns", name="web")
     made = container_spec(ref, spec(resources={"limits": {"memory": "64Mi", "cpu": "250m"}}))
     assert made.labels["nodekeeper.io/workload-uid"] == "0123456789abcdef"
     assert made.labels["nodekeeper.io/namespace"] == "ns"

@@ -27,8 +27,9 @@ import yaml
 from nodekeeper.api import API_VERSION
 from nodekeeper.api.backuprun import KIND, BackupResult, BackupRunSpec
 from nodekeeper.api.names import ANNOTATION_LOG_CHUNKS, LABEL_PHASE, LABEL_POLICY
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.backups.metrics import parse_time
-from nodekeeper.backups.runlogs import RunLogs, RunRef
+from nodekeeper.backups.runlogs import RunLogs
 from nodekeeper.kube.backupruns import BackupRuns
 from nodekeeper.kube.errors import KubeConflict
 
@@ -130,7 +131,7 @@ async def run_log(runs: BackupRuns, logs: RunLogs, namespace: str, name: str) ->
     """The run's whole stored log, reassembled from its ConfigMaps."""
     run = await runs.get(namespace, name)
     meta = run["metadata"]
-    return await logs.load(RunRef(namespace=namespace, name=name, uid=meta["uid"]))
+    return await logs.load(ObjectRef(namespace=namespace, name=name, uid=meta["uid"]))
 
 
 def load_result(path: Path) -> dict[str, Any]:
@@ -184,6 +185,6 @@ async def ingest(
                 f"BackupRun {namespace}/{name} exists for task {existing!r}; pick another name"
             ) from None
     if prepared is not None:
-        ref = RunRef(namespace=namespace, name=name, uid=run["metadata"]["uid"])
+        ref = ObjectRef(namespace=namespace, name=name, uid=run["metadata"]["uid"])
         await logs.store(ref, prepared)
     return run

@@ -6,8 +6,6 @@ are server-side applies: storing the same log again (after a restart) rewrites n
 chunks left over from a longer earlier attempt are deleted after the new ones are in place.
 """
 
-import dataclasses
-
 from nodekeeper.api import API_VERSION
 from nodekeeper.api.backuprun import KIND
 from nodekeeper.api.names import (
@@ -17,6 +15,7 @@ from nodekeeper.api.names import (
     ANNOTATION_LOG_TRUNCATED,
     LABEL_BACKUPRUN,
 )
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.backups.logchunks import (
     DEFAULT_CAP_BYTES,
     Chunk,
@@ -29,13 +28,6 @@ from nodekeeper.kube.configmaps import BinaryConfigMap, ConfigMaps, Owner
 
 DATA_KEY = "log.zst"
 NAME_MAX = 253
-
-
-@dataclasses.dataclass(frozen=True)
-class RunRef:
-    namespace: str
-    name: str
-    uid: str
 
 
 def chunk_name(run_name: str, index: int) -> str:
@@ -53,7 +45,7 @@ def selector(run_name: str) -> str:
     return f"{LABEL_BACKUPRUN}={label_value(run_name)}"
 
 
-def config_maps(run: RunRef, prepared: PreparedLog) -> list[BinaryConfigMap]:
+def config_maps(run: ObjectRef, prepared: PreparedLog) -> list[BinaryConfigMap]:
     return [
         BinaryConfigMap(
             name=chunk_name(run.name, chunk.index),
@@ -78,7 +70,7 @@ class RunLogs:
     def prepare(self, log: bytes) -> PreparedLog:
         return prepare(log, cap_bytes=self.cap_bytes)
 
-    async def store(self, run: RunRef, log: bytes | PreparedLog) -> PreparedLog:
+    async def store(self, run: ObjectRef, log: bytes | PreparedLog) -> PreparedLog:
         """Write the log's chunks (owned by the run); returns what status.log should say."""
         prepared = log if isinstance(log, PreparedLog) else self.prepare(log)
         owner = Owner(api_version=API_VERSION, kind=KIND, name=run.name, uid=run.uid)
@@ -91,11 +83,11 @@ class RunLogs:
                 await self._config_maps.delete(run.namespace, stale.name)
         return prepared
 
-    async def _owned(self, run: RunRef) -> list[BinaryConfigMap]:
+    async def _owned(self, run: ObjectRef) -> list[BinaryConfigMap]:
         found = await self._config_maps.list(run.namespace, label_selector=selector(run.name))
         return [item for item in found if run.uid in item.owner_uids]
 
-    async def stored(self, run: RunRef) -> tuple[list[Chunk], LogInfo | None]:
+    async def stored(self, run: ObjectRef) -> tuple[list[Chunk], LogInfo | None]:
         """The run's chunks and the log info they declare (None when there are none)."""
         chunks: list[Chunk] = []
         info: LogInfo | None = None
@@ -114,7 +106,7 @@ class RunLogs:
             )
         return sorted(chunks, key=lambda chunk: chunk.index), info
 
-    async def load(self, run: RunRef) -> bytes:
+    async def load(self, run: ObjectRef) -> bytes:
         """The run's whole stored log; ValueError when a chunk is missing."""
         chunks, info = await self.stored(run)
         if info is not None and len(chunks) != info["chunks"]:

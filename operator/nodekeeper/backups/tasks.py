@@ -20,6 +20,7 @@ from typing import Protocol
 
 from nodekeeper.api.backuprun import BackupRunSpec
 from nodekeeper.api.names import LABEL_BACKUPRUN_UID, LABEL_NAME, LABEL_NAMESPACE
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.backups import outcomes, restic
 from nodekeeper.backups.outcomes import Outcome
 from nodekeeper.kube.errors import KubeRejected
@@ -28,13 +29,6 @@ from nodekeeper.runtime.containers import Containers, ContainerSpec, ContainerSt
 from nodekeeper.runtime.errors import ContainerCreateFailed, ContainerNotFound, ImageNotFound
 
 POLL_SECONDS = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskRef:
-    uid: str
-    namespace: str
-    name: str
 
 
 class SecretReader(Protocol):
@@ -81,7 +75,7 @@ def docker_time(text: str | None) -> datetime.datetime | None:
     return moment + datetime.timedelta(microseconds=int(fraction.ljust(6, "0") or 0))
 
 
-def container_spec(ref: TaskRef, spec: BackupRunSpec, env: Mapping[str, str]) -> ContainerSpec:
+def container_spec(ref: ObjectRef, spec: BackupRunSpec, env: Mapping[str, str]) -> ContainerSpec:
     return ContainerSpec(
         name=f"nk-br-{ref.namespace}-{ref.name}-{ref.uid[:8]}"[:128],
         image=spec.image or "",
@@ -115,11 +109,11 @@ class TaskRunner:
         self._poll_seconds = poll_seconds
         self._clock = clock
 
-    async def find(self, ref: TaskRef) -> ContainerState | None:
+    async def find(self, ref: ObjectRef) -> ContainerState | None:
         found = await self._containers.find({LABEL_BACKUPRUN_UID: ref.uid})
         return found[0] if found else None
 
-    async def environment(self, ref: TaskRef, spec: BackupRunSpec) -> dict[str, str]:
+    async def environment(self, ref: ObjectRef, spec: BackupRunSpec) -> dict[str, str]:
         env: dict[str, str] = {}
         for variable in spec.env or []:
             if variable.valueFrom is not None:
@@ -137,7 +131,7 @@ class TaskRunner:
                 env[variable.name] = variable.value or ""
         return env
 
-    async def start(self, ref: TaskRef, spec: BackupRunSpec) -> ContainerState:
+    async def start(self, ref: ObjectRef, spec: BackupRunSpec) -> ContainerState:
         """Start the task; TaskStartError when it cannot (DockerUnavailable is raised as is)."""
         env = await self.environment(ref, spec)
         try:
@@ -225,7 +219,7 @@ class TaskRunner:
         """Remove (and so kill, if it still runs) the task's container."""
         return await self._containers.remove(container_id)
 
-    async def remove_all(self, ref: TaskRef) -> int:
+    async def remove_all(self, ref: ObjectRef) -> int:
         removed = 0
         for state in await self._containers.find({LABEL_BACKUPRUN_UID: ref.uid}):
             removed += await self._containers.remove(state.id)

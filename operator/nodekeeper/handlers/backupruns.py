@@ -26,14 +26,14 @@ from nodekeeper.api import GROUP, VERSION
 from nodekeeper.api.backuprun import COMPLETED, KIND, PLURAL, RUNNING, BackupRunSpec
 from nodekeeper.api.codes import BACKUP_PENDING, BACKUP_RUNNING, BACKUP_STARTED, INVALID_SPEC
 from nodekeeper.api.names import ANNOTATION_LOG_CHUNKS
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.api.times import rfc3339, utcnow
 from nodekeeper.backups import outcomes
 from nodekeeper.backups.logchunks import LogInfo
 from nodekeeper.backups.metrics import parse_time
 from nodekeeper.backups.outcomes import Outcome
-from nodekeeper.backups.runlogs import RunRef
 from nodekeeper.backups.services import BackupServices
-from nodekeeper.backups.tasks import ContainerLost, Ending, TaskRef, TaskStartError
+from nodekeeper.backups.tasks import ContainerLost, Ending, TaskStartError
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.ownership import is_foreign, is_own
 from nodekeeper.handlers.validation import explain
@@ -65,16 +65,6 @@ STATUS_FIELDS = (
 
 def label(body: kopf.Body) -> str:
     return f"{body.metadata.namespace}/{body.metadata.name}"
-
-
-def task_ref(body: kopf.Body) -> TaskRef:
-    meta = body.metadata
-    return TaskRef(uid=str(meta.uid), namespace=str(meta.namespace), name=str(meta.name))
-
-
-def run_ref(body: kopf.Body) -> RunRef:
-    meta = body.metadata
-    return RunRef(namespace=str(meta.namespace), name=str(meta.name), uid=str(meta.uid))
 
 
 def _conditions(body: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -174,7 +164,7 @@ async def record(
     """Record an ingested result: log chunks first, then the status; idempotent."""
     result = spec.result
     assert result is not None
-    ref = run_ref(body)
+    ref = ObjectRef.of(body)
     prepared = None
     log_info: LogInfo | None = None
     note = ""
@@ -224,7 +214,7 @@ async def record(
 
 
 async def _announced_log(
-    body: kopf.Body, services: BackupServices, ref: RunRef
+    body: kopf.Body, services: BackupServices, ref: ObjectRef
 ) -> tuple[LogInfo | None, str]:
     """The log `backups ingest` wrote; wait (retrying) until all announced chunks exist."""
     try:
@@ -253,7 +243,7 @@ async def execute(
         spec = BackupRunSpec.model_validate(dict(body.spec))
     except ValidationError:
         return  # accept reports it
-    ref = task_ref(body)
+    ref = ObjectRef.of(body)
     if is_completed(body):
         # Finished: never rerun. A container left by a crash after the final write goes now.
         await _quietly_remove(services, ref)
@@ -271,7 +261,7 @@ async def _execute(
     memo: AgentContext,
     services: BackupServices,
     spec: BackupRunSpec,
-    ref: TaskRef,
+    ref: ObjectRef,
     stopped: kopf.DaemonStopped,
 ) -> None:
     state = await services.tasks.find(ref)
@@ -345,7 +335,7 @@ async def _finish(
     now = utcnow()
     log_info: LogInfo | None = None
     if ending is not None:
-        prepared = await services.logs.store(run_ref(body), ending.log)
+        prepared = await services.logs.store(ObjectRef.of(body), ending.log)
         log_info = prepared.info()
     report = ending.report if ending is not None else None
     error = None
@@ -393,7 +383,7 @@ async def _finish(
     await _prune(services, body)
 
 
-async def _quietly_remove(services: BackupServices, ref: TaskRef) -> None:
+async def _quietly_remove(services: BackupServices, ref: ObjectRef) -> None:
     try:
         await services.tasks.remove_all(ref)
     except DockerError as e:
@@ -406,7 +396,7 @@ async def remove(body: kopf.Body, memo: AgentContext, **_: Any) -> None:
     if services is None:
         return
     try:
-        await services.tasks.remove_all(task_ref(body))
+        await services.tasks.remove_all(ObjectRef.of(body))
     except DockerUnavailable as e:
         raise kopf.TemporaryError(str(e), delay=RETRY_DOCKER_SECONDS) from e
 

@@ -49,7 +49,8 @@ async def collect(context: AgentContext, *, grace_seconds: float) -> int:
         candidates = [c for c in containers if c.labels.get(label)]
         if not candidates:
             continue
-        live = {ref.uid for ref in await context.objects.list_on_node(plural, context.node_name)}
+        listed = await context.objects.list_on_node(plural, context.node_name)
+        live = {item.ref.uid for item in listed}
         for container in candidates:
             if (
                 container.labels[label] in live

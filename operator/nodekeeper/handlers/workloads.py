@@ -24,6 +24,7 @@ import kopf
 from pydantic import ValidationError
 
 from nodekeeper.api import GROUP, VERSION, codes
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.api.times import rfc3339
 from nodekeeper.api.workload import ADMITTED, KIND, PLURAL, READY, WorkloadSpec
 from nodekeeper.handlers.context import AgentContext
@@ -31,11 +32,10 @@ from nodekeeper.handlers.ownership import is_foreign, is_own
 from nodekeeper.handlers.validation import explain
 from nodekeeper.handlers.writing import retrying_status_writes
 from nodekeeper.kube.errors import KubeError
-from nodekeeper.kube.objects import ObjectRef
 from nodekeeper.kube.status import ConditionChange
 from nodekeeper.runtime.errors import DockerError, DockerUnavailable
 from nodekeeper.runtime.events import RESYNC, ContainerEvent
-from nodekeeper.runtime.workloads import Observation, WorkloadRef, exited_at, observe
+from nodekeeper.runtime.workloads import Observation, exited_at, observe
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +45,12 @@ RETRY_IMAGE_SECONDS = 30.0
 RETRY_PRESSURE_SECONDS = 30.0  # a refused Workload is looked at again until pressure clears
 
 
-async def _needs_new_container(memo: AgentContext, ref: WorkloadRef) -> bool:
+async def _needs_new_container(memo: AgentContext, ref: ObjectRef) -> bool:
     """The gate holds back new containers only: a running Workload is never stopped by it."""
     try:
         return await memo.workloads.current(ref) is None
     except DockerError:
         return True
-
-
-def ref_of(body: kopf.Body) -> WorkloadRef:
-    return WorkloadRef(
-        uid=str(body.metadata.uid), namespace=str(body.metadata.namespace), name=body.metadata.name
-    )
 
 
 def label(body: kopf.Body) -> str:
@@ -164,7 +158,7 @@ async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> str:
             logger.warning("workload refused", extra={"object": label(body), "error": message})
         return RESYNC
 
-    ref = ref_of(body)
+    ref = ObjectRef.of(body)
     if not memo.image_policy.allowed(ref.namespace, spec.image):
         message = (
             f"image {spec.image!r} is not allowed in namespace {ref.namespace} on this node "
@@ -217,7 +211,7 @@ async def _reconcile(body: kopf.Body, memo: AgentContext, reason: str) -> str:
 
 async def remove(body: kopf.Body, memo: AgentContext, **_: Any) -> None:
     """delete (finalizer): the container goes before the object does."""
-    ref = ref_of(body)
+    ref = ObjectRef.of(body)
     try:
         async with memo.lock_for(ref.uid):  # a daemon look in flight cannot recreate it after
             removed = await memo.workloads.remove_all(ref)
@@ -231,7 +225,7 @@ async def monitor(
     body: kopf.Body, memo: AgentContext, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
     """One per Workload: report what its container does; restart it as the policy says."""
-    ref = ref_of(body)
+    ref = ObjectRef.of(body)
     queue = memo.events.subscribe(ref.uid)
     restarts = int((body.get("status") or {}).get("restarts") or 0)
     stop = asyncio.ensure_future(stopped.wait())
@@ -266,7 +260,7 @@ async def monitor(
 
 
 async def _look(
-    body: kopf.Body, memo: AgentContext, ref: WorkloadRef, restarts: int, stopped: Any
+    body: kopf.Body, memo: AgentContext, ref: ObjectRef, restarts: int, stopped: Any
 ) -> tuple[Observation | None, float | None]:
     """Observe the container and report it; also say when to wake up without an event."""
     try:
@@ -323,11 +317,10 @@ async def _restart(body: kopf.Body, memo: AgentContext, observation: Observation
     return True
 
 
-async def _expire(body: kopf.Body, memo: AgentContext, ref: WorkloadRef) -> bool:
+async def _expire(body: kopf.Body, memo: AgentContext, ref: ObjectRef) -> bool:
     """ttlSecondsAfterFailed passed: delete the Workload (its finalizer removes the container)."""
-    target = ObjectRef(namespace=ref.namespace, name=ref.name, uid=ref.uid)
     try:
-        deleted = await memo.objects.delete(PLURAL, target)
+        deleted = await memo.objects.delete(PLURAL, ref)
     except KubeError as e:
         logger.warning("TTL deletion failed", extra={"object": label(body), "error": str(e)})
         return False
@@ -337,7 +330,7 @@ async def _expire(body: kopf.Body, memo: AgentContext, ref: WorkloadRef) -> bool
     return True
 
 
-def _admitted(body: kopf.Body, memo: AgentContext, ref: WorkloadRef) -> bool:
+def _admitted(body: kopf.Body, memo: AgentContext, ref: ObjectRef) -> bool:
     verdict = memo.verdicts.get(ref.uid)
     if verdict is not None:
         return verdict

@@ -12,14 +12,15 @@ import kubernetes.client
 
 from nodekeeper.api import GROUP, VERSION
 from nodekeeper.api.names import FINALIZER
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.kube.errors import KubeNotFound, calling
 
 
 @dataclasses.dataclass(frozen=True)
-class ObjectRef:
-    namespace: str
-    name: str
-    uid: str
+class ListedObject:
+    """An object as a list returned it: its reference and the finalizers it had then."""
+
+    ref: ObjectRef
     finalizers: tuple[str, ...] = ()
 
 
@@ -27,11 +28,11 @@ class Objects:
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self._api = kubernetes.client.CustomObjectsApi(api)
 
-    async def list_on_node(self, plural: str, node_name: str) -> list[ObjectRef]:
+    async def list_on_node(self, plural: str, node_name: str) -> list[ListedObject]:
         """Every object of ``plural`` assigned to ``node_name``, in all namespaces."""
 
-        def fetch() -> list[ObjectRef]:
-            refs: list[ObjectRef] = []
+        def fetch() -> list[ListedObject]:
+            refs: list[ListedObject] = []
             token = None
             while True:
                 page: dict[str, Any] = self._api.list_cluster_custom_object(  # type: ignore[assignment]
@@ -43,15 +44,8 @@ class Objects:
                     _continue=token,
                 )
                 for item in page.get("items", []):
-                    meta = item["metadata"]
-                    refs.append(
-                        ObjectRef(
-                            namespace=meta["namespace"],
-                            name=meta["name"],
-                            uid=meta["uid"],
-                            finalizers=tuple(meta.get("finalizers") or ()),
-                        )
-                    )
+                    finalizers = tuple(item["metadata"].get("finalizers") or ())
+                    refs.append(ListedObject(ObjectRef.of(item), finalizers))
                 token = (page.get("metadata") or {}).get("continue")
                 if not token:
                     return refs
@@ -79,14 +73,15 @@ class Objects:
             return False
         return True
 
-    async def release(self, plural: str, ref: ObjectRef) -> bool:
+    async def release(self, plural: str, listed: ListedObject) -> bool:
         """Remove nodekeeper's finalizer, keeping any others; False if it had none."""
-        if FINALIZER not in ref.finalizers:
+        ref = listed.ref
+        if FINALIZER not in listed.finalizers:
             return False
-        kept = [f for f in ref.finalizers if f != FINALIZER]
+        kept = [f for f in listed.finalizers if f != FINALIZER]
         # A JSON patch with a test: if the finalizers changed meanwhile, the server refuses it.
         patch = [
-            {"op": "test", "path": "/metadata/finalizers", "value": list(ref.finalizers)},
+            {"op": "test", "path": "/metadata/finalizers", "value": list(listed.finalizers)},
             {"op": "replace", "path": "/metadata/finalizers", "value": kept},
         ]
 

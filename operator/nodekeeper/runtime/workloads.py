@@ -15,16 +15,10 @@ import time
 from nodekeeper.api import codes
 from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_SPEC_HASH, LABEL_WORKLOAD_UID
 from nodekeeper.api.quantities import memory_bytes, nano_cpus
+from nodekeeper.api.refs import ObjectRef
 from nodekeeper.api.workload import Backoff, WorkloadSpec
 from nodekeeper.runtime.backoff import restart_delay
 from nodekeeper.runtime.containers import Containers, ContainerSpec, ContainerState
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkloadRef:
-    uid: str
-    namespace: str
-    name: str
 
 
 def spec_hash(spec: WorkloadSpec) -> str:
@@ -36,7 +30,7 @@ def spec_hash(spec: WorkloadSpec) -> str:
     return hashlib.sha256(encoded).hexdigest()[:16]
 
 
-def container_spec(ref: WorkloadRef, spec: WorkloadSpec) -> ContainerSpec:
+def container_spec(ref: ObjectRef, spec: WorkloadSpec) -> ContainerSpec:
     limits = spec.resources.limits if spec.resources and spec.resources.limits else None
     return ContainerSpec(
         # Docker names are unique per engine; the uid suffix keeps a recreated Workload apart.
@@ -60,11 +54,11 @@ class WorkloadRunner:
     def __init__(self, containers: Containers) -> None:
         self.containers = containers
 
-    async def current(self, ref: WorkloadRef) -> ContainerState | None:
+    async def current(self, ref: ObjectRef) -> ContainerState | None:
         found = await self.containers.find({LABEL_WORKLOAD_UID: ref.uid})
         return found[0] if found else None
 
-    async def ensure(self, ref: WorkloadRef, spec: WorkloadSpec) -> tuple[ContainerState, bool]:
+    async def ensure(self, ref: ObjectRef, spec: WorkloadSpec) -> tuple[ContainerState, bool]:
         """The Workload's container for this spec, created if needed; True when it is new."""
         wanted = spec_hash(spec)
         found = await self.containers.find({LABEL_WORKLOAD_UID: ref.uid})
@@ -79,7 +73,7 @@ class WorkloadRunner:
     async def restart(self, container_id: str) -> None:
         await self.containers.start(container_id)
 
-    async def remove_all(self, ref: WorkloadRef) -> int:
+    async def remove_all(self, ref: ObjectRef) -> int:
         removed = 0
         for state in await self.containers.find({LABEL_WORKLOAD_UID: ref.uid}):
             removed += await self.containers.remove(state.id)

@@ -4,10 +4,11 @@ import os
 
 import pytest
 
-from nodekeeper.backups.runlogs import RunLogs, RunRef, chunk_name
+from nodekeeper.api.refs import ObjectRef
+from nodekeeper.backups.runlogs import RunLogs, chunk_name
 from tests.unit.backups.fakes import FakeConfigMaps
 
-RUN = RunRef(namespace="ns", name="nightly", uid="uid-1")
+RUN = ObjectRef(namespace="ns", name="nightly", uid="uid-1")
 
 
 async def test_a_log_is_stored_in_named_ordered_chunks_and_read_back() -> None:
@@ -47,7 +48,7 @@ async def test_the_cap_truncates_and_says_so() -> None:
 
 async def test_another_runs_chunks_of_the_same_name_are_not_read() -> None:
     config_maps = FakeConfigMaps()
-    await RunLogs(config_maps).store(RunRef("ns", "nightly", "old-uid"), b"old run\n")
+    await RunLogs(config_maps).store(ObjectRef("ns", "nightly", "old-uid"), b"old run\n")
     assert await RunLogs(config_maps).load(RUN) == b""
 
 
