@@ -41,7 +41,7 @@ from offline_agent import (
     window,
 )
 
-from nodekeeper.logs.records import docker_time_ns
+from nodekeeper.api.times import docker_time_ns
 
 LATENCY = "nodekeeper_log_latency_seconds"
 

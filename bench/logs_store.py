@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from nodekeeper.logs.records import NANOS, Batch, Checkpoint, ContainerInfo, FilePosition, rfc3339
+from nodekeeper.api.times import NANOS, rfc3339_ns
+from nodekeeper.logs.records import Batch, Checkpoint, ContainerInfo, FilePosition
 from nodekeeper.logs.store import LogStore
 
 CONTAINERS = 20
@@ -36,12 +37,12 @@ def realistic_records(count: int, rng: random.Random) -> list[bytes]:
             text = f"    at com.example.Handler.process(Handler.java:{rng.randrange(40, 900)})"
         else:
             text = (
-                f"{rfc3339(ns)[:23]}Z {rng.choice(LEVELS)} req={rng.getrandbits(48):012x} "
+                f"{rfc3339_ns(ns)[:23]}Z {rng.choice(LEVELS)} req={rng.getrandbits(48):012x} "
                 f"{rng.choice(PATHS)}/{rng.randrange(100000)} status={rng.choice((200, 200, 404))}"
                 f" {rng.randrange(1, 900)}ms"
             )
         stream = "stderr" if i % 7 == 0 else "stdout"
-        time_text = rfc3339(ns).rstrip("0").replace(".Z", "Z")
+        time_text = rfc3339_ns(ns).rstrip("0").replace(".Z", "Z")
         records.append(f'{{"log":"{text}\\n","stream":"{stream}","time":"{time_text}"}}'.encode())
     return records
 

@@ -19,8 +19,8 @@ import docker
 import pytest
 
 from e2e.tests.conftest import TEST_IMAGE, AgentProcess, Kubectl, wait_for
+from nodekeeper.api.times import parse_seconds
 from nodekeeper.backups import commands
-from nodekeeper.backups.metrics import parse_time
 from nodekeeper.backups.runlogs import RunLogs
 from nodekeeper.kube import client
 from nodekeeper.kube.backupruns import BackupRuns
@@ -464,5 +464,5 @@ def test_metrics_count_runs_and_the_last_success_is_rebuilt_from_the_api(
         "nodekeeper_backup_last_success_timestamp_seconds",
         {"namespace": namespace, "policy": "metered"},
     )
-    created = parse_time(run["metadata"]["creationTimestamp"])
+    created = parse_seconds(run["metadata"]["creationTimestamp"])
     assert last == created

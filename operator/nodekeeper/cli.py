@@ -15,6 +15,7 @@ from typing import Any
 
 from nodekeeper import __version__
 from nodekeeper.api.codes import EXIT_CLUSTER, EXIT_SETTINGS
+from nodekeeper.api.times import parse_datetime
 from nodekeeper.config import Settings, SettingsError, flag_name, load
 
 
@@ -200,11 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _moment(text: str) -> datetime.datetime:
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not RFC 3339") from e
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    moment = parse_datetime(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not RFC 3339")
+    return moment
 
 
 def _backups(args: argparse.Namespace) -> int:

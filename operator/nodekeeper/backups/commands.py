@@ -28,7 +28,7 @@ from nodekeeper.api import API_VERSION
 from nodekeeper.api.backuprun import KIND, BackupResult, BackupRunSpec
 from nodekeeper.api.names import ANNOTATION_LOG_CHUNKS, LABEL_PHASE, LABEL_POLICY
 from nodekeeper.api.refs import ObjectRef
-from nodekeeper.backups.metrics import parse_time
+from nodekeeper.api.times import parse_seconds
 from nodekeeper.backups.runlogs import RunLogs
 from nodekeeper.kube.backupruns import BackupRuns
 from nodekeeper.kube.errors import KubeConflict
@@ -68,7 +68,7 @@ class ListFilters:
         spec = run.get("spec") or {}
         if self.task_type and spec.get("taskType") != self.task_type:
             return False
-        created = parse_time((run.get("metadata") or {}).get("creationTimestamp"))
+        created = parse_seconds((run.get("metadata") or {}).get("creationTimestamp"))
         if self.since and (created is None or created < self.since.timestamp()):
             return False
         return not (self.until and (created is None or created >= self.until.timestamp()))

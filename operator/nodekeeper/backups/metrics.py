@@ -2,26 +2,16 @@
 (:func:`rebuild`), so a restarted agent reports the truth, not an empty memory.
 """
 
-import datetime
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from nodekeeper.api.times import parse_seconds
 from nodekeeper.kube.backupruns import BackupRuns
 
 LOG_BYTES_BUCKETS = (1024, 16384, 131072, 1048576, 4194304, 8388608, 33554432)
 DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 21600)
-
-
-def parse_time(text: object) -> float | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.timestamp()
 
 
 class BackupMetrics:
@@ -106,10 +96,10 @@ def success_time(run: Mapping[str, Any]) -> float | None:
     status = run.get("status") or {}
     if status.get("phase") != "Succeeded":
         return None
-    completed = parse_time(status.get("completionTime"))
+    completed = parse_seconds(status.get("completionTime"))
     if completed is not None:
         return completed
-    return parse_time((run.get("metadata") or {}).get("creationTimestamp"))
+    return parse_seconds((run.get("metadata") or {}).get("creationTimestamp"))
 
 
 async def rebuild(metrics: BackupMetrics, runs: BackupRuns, *, node_name: str) -> int:

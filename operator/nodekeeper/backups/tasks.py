@@ -21,6 +21,7 @@ from typing import Protocol
 from nodekeeper.api.backuprun import BackupRunSpec
 from nodekeeper.api.names import LABEL_BACKUPRUN_UID, LABEL_NAME, LABEL_NAMESPACE
 from nodekeeper.api.refs import ObjectRef
+from nodekeeper.api.times import parse_datetime
 from nodekeeper.backups import outcomes, restic
 from nodekeeper.backups.outcomes import Outcome
 from nodekeeper.kube.errors import KubeRejected
@@ -60,19 +61,6 @@ class Ending:
     @property
     def duration_seconds(self) -> float:
         return round(max((self.finished - self.started).total_seconds(), 0.0), 3)
-
-
-def docker_time(text: str | None) -> datetime.datetime | None:
-    """Docker's RFC 3339 time with nanoseconds; None for its zero time or garbage."""
-    if not text or text.startswith("0001-"):
-        return None
-    base, _, rest = text.rstrip("Z").partition(".")
-    fraction = rest.split("+")[0].split("-")[0][:6]
-    try:
-        moment = datetime.datetime.fromisoformat(base).replace(tzinfo=datetime.UTC)
-    except ValueError:
-        return None
-    return moment + datetime.timedelta(microseconds=int(fraction.ljust(6, "0") or 0))
 
 
 def container_spec(ref: ObjectRef, spec: BackupRunSpec, env: Mapping[str, str]) -> ContainerSpec:
@@ -142,7 +130,7 @@ class TaskRunner:
             raise TaskStartError(outcomes.TASK_START_FAILED, str(e)) from e
 
     def started_at(self, state: ContainerState) -> datetime.datetime:
-        return docker_time(state.started_at) or datetime.datetime.fromtimestamp(
+        return parse_datetime(state.started_at) or datetime.datetime.fromtimestamp(
             self._clock(), tz=datetime.UTC
         )
 
@@ -170,7 +158,7 @@ class TaskRunner:
                 continue
             if state.status in ("exited", "dead"):
                 code = state.exit_code if state.exit_code is not None else -1
-                finished = docker_time(state.finished_at) or self._now()
+                finished = parse_datetime(state.finished_at) or self._now()
                 return await self._ending(
                     state, outcomes.of_exit_code(code), code, started, finished
                 )

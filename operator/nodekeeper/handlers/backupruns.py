@@ -27,10 +27,9 @@ from nodekeeper.api.backuprun import COMPLETED, KIND, PLURAL, RUNNING, BackupRun
 from nodekeeper.api.codes import BACKUP_PENDING, BACKUP_RUNNING, BACKUP_STARTED, INVALID_SPEC
 from nodekeeper.api.names import ANNOTATION_LOG_CHUNKS
 from nodekeeper.api.refs import ObjectRef
-from nodekeeper.api.times import rfc3339, utcnow
+from nodekeeper.api.times import parse_seconds, rfc3339, utcnow
 from nodekeeper.backups import outcomes
 from nodekeeper.backups.logchunks import LogInfo
-from nodekeeper.backups.metrics import parse_time
 from nodekeeper.backups.outcomes import Outcome
 from nodekeeper.backups.services import BackupServices
 from nodekeeper.backups.tasks import ContainerLost, Ending, TaskStartError
@@ -206,7 +205,7 @@ async def record(
             duration_seconds=result.durationSeconds,
             log_bytes=log_info["bytes"] if log_info else None,
             data_added=None,
-            completed_at=parse_time(body.metadata.get("creationTimestamp")),
+            completed_at=parse_seconds(body.metadata.get("creationTimestamp")),
         )
         logger.info("backup result recorded", extra={"object": label(body), "phase": result.status})
     await _label(services, body, result.status)
@@ -226,7 +225,7 @@ async def _announced_log(
         raise kopf.TemporaryError(str(e), delay=RETRY_KUBE_SECONDS) from e
     if len(chunks) >= expected:
         return info, ""
-    created = parse_time(body.metadata.get("creationTimestamp")) or 0.0
+    created = parse_seconds(body.metadata.get("creationTimestamp")) or 0.0
     if utcnow().timestamp() - created < CHUNK_WAIT_SECONDS:
         raise kopf.TemporaryError(f"waiting for log chunks ({len(chunks)}/{expected})", delay=2)
     return info, f" (log incomplete: {len(chunks)} of {expected} chunks were written)"

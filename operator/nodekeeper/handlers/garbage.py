@@ -20,6 +20,7 @@ from nodekeeper.api.names import (
     LABEL_NAMESPACE,
     LABEL_WORKLOAD_UID,
 )
+from nodekeeper.api.times import parse_seconds
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube.errors import KubeError
 from nodekeeper.runtime.errors import DockerError
@@ -31,11 +32,10 @@ logger = logging.getLogger(__name__)
 
 
 def _age_seconds(created: str, now: datetime.datetime) -> float:
-    try:
-        moment = datetime.datetime.fromisoformat(created.rstrip("Z").split(".")[0])
-    except ValueError:
+    moment = parse_seconds(created)
+    if moment is None:
         return 0.0  # unknown age: treat as brand new, never as an orphan
-    return (now - moment.replace(tzinfo=datetime.UTC)).total_seconds()
+    return now.timestamp() - moment
 
 
 async def collect(context: AgentContext, *, grace_seconds: float) -> int:

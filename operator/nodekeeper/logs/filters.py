@@ -7,12 +7,11 @@ over HTTP. Times are RFC 3339 (``2026-11-23T10:00:00Z``) or an age (``90s``, ``1
 what is accepted.
 """
 
-import datetime
 import re
 from collections.abc import Mapping
 
+from nodekeeper.api.times import NANOS, parse_ns
 from nodekeeper.logs.query import MAX_LIMIT, LogQuery
-from nodekeeper.logs.records import NANOS
 
 FIELDS = ("container", "workload", "namespace", "pod", "stream", "contains", "cursor")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
@@ -27,15 +26,12 @@ def moment_ns(text: str, now_ns: int, name: str) -> int:
     age = _AGE.match(text)
     if age:
         return now_ns - int(float(age.group(1)) * _UNIT_SECONDS[age.group(2)] * NANOS)
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    moment = parse_ns(text)
+    if moment is None:
         raise FilterError(
             f"{name}={text!r}: use RFC 3339 (2026-11-23T10:00:00Z) or an age such as 15m, 2h, 7d"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return int(moment.timestamp()) * NANOS + moment.microsecond * 1000
+        )
+    return moment
 
 
 def build_query(params: Mapping[str, str | None], now_ns: int) -> LogQuery:

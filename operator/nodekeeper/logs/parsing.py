@@ -27,7 +27,8 @@ from collections.abc import Mapping
 
 import orjson
 
-from nodekeeper.logs.records import Flag, docker_time_ns, rfc3339
+from nodekeeper.api.times import docker_time_ns, rfc3339_ns
+from nodekeeper.logs.records import Flag
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ class JsonFileParser:
             flags |= _TRUNCATED
         text = raw.decode("utf-8", "backslashreplace") + "\n"
         return orjson.dumps(
-            {"log": text, "stream": "unknown", "time": rfc3339(now_ns), "nk": flags}
+            {"log": text, "stream": "unknown", "time": rfc3339_ns(now_ns), "nk": flags}
         )
 
     def _finish(self, records: list[bytes], timeless: set[int], now_ns: int) -> Parsed:

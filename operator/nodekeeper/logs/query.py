@@ -23,7 +23,8 @@ from typing import Any
 import orjson
 import zstandard
 
-from nodekeeper.logs.records import Flag, StoredLine, docker_time_ns
+from nodekeeper.api.times import parse_ns
+from nodekeeper.logs.records import Flag, StoredLine
 from nodekeeper.logs.store import (
     SCHEMA_VERSION,
     LogStore,
@@ -244,10 +245,7 @@ def _record(line: bytes) -> dict[str, Any]:
 
 
 def _time_ns(value: str) -> int | None:
-    try:
-        return docker_time_ns(value)
-    except (ValueError, IndexError):
-        return None
+    return parse_ns(value)
 
 
 def _stored_line(record: dict[str, Any], container_id: str, name: str, cursor: str) -> StoredLine:

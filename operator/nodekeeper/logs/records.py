@@ -13,14 +13,10 @@ hot path never re-encodes a line. A record the agent had to change carries ``"nk
 """
 
 import dataclasses
-import datetime
 import enum
-import functools
 from collections.abc import Mapping
 
 from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_WORKLOAD_UID
-
-NANOS = 1_000_000_000
 
 
 class Flag(enum.IntFlag):
@@ -115,42 +111,3 @@ class StoredLine:
     log: str  # the text, with its newline when it had one
     flags: Flag
     cursor: str  # resume a query after this line
-
-
-def docker_time_ns(value: str) -> int:
-    """Nanoseconds since the epoch of Docker's RFC3339Nano time (``...T12:00:00.123456789Z``).
-
-    Docker trims trailing zeros from the fraction, so these strings do not sort as text; this
-    parse is cheap because the whole-second part repeats and is cached.
-    """
-    whole = value[:19]
-    rest = value[19:]
-    seconds = _epoch_seconds(whole)
-    fraction = 0
-    zone_at = len(rest)
-    if rest.startswith("."):
-        end = 1
-        while end < len(rest) and rest[end].isdigit():
-            end += 1
-        digits = rest[1:end]
-        fraction = int((digits + "000000000")[:9]) if digits else 0
-        zone_at = end
-    zone = rest[zone_at:]
-    if zone not in ("Z", ""):
-        sign = 1 if zone[0] == "+" else -1
-        hours, minutes = int(zone[1:3]), int(zone[4:6])
-        seconds -= sign * (hours * 3600 + minutes * 60)
-    return seconds * NANOS + fraction
-
-
-@functools.lru_cache(maxsize=4096)
-def _epoch_seconds(whole: str) -> int:
-    moment = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
-    return int(moment.timestamp())
-
-
-def rfc3339(ns: int) -> str:
-    """The inverse of :func:`docker_time_ns`, with all nine fraction digits."""
-    seconds, fraction = divmod(ns, NANOS)
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"

@@ -22,15 +22,9 @@ from typing import Literal, Protocol
 
 import orjson
 
+from nodekeeper.api.times import NANOS, docker_time_ns
 from nodekeeper.logs.parsing import JsonFileParser, Parsed
-from nodekeeper.logs.records import (
-    NANOS,
-    Batch,
-    Checkpoint,
-    ContainerInfo,
-    FilePosition,
-    docker_time_ns,
-)
+from nodekeeper.logs.records import Batch, Checkpoint, ContainerInfo, FilePosition
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ import docker
 import docker.models.containers
 
 from nodekeeper.api.names import LABEL_MANAGED, LABEL_NODE
+from nodekeeper.api.times import parse_ns
 from nodekeeper.runtime.errors import ContainerNotFound, DockerError, calling
 
 logger = logging.getLogger(__name__)
@@ -75,16 +76,6 @@ def _state(attrs: Mapping[str, Any]) -> ContainerState:
         log_path=attrs.get("LogPath") or None,
         created=str(attrs.get("Created", "")),
     )
-
-
-def _sortable(created: str) -> str:
-    """Docker's Created with its fraction padded to 9 digits, so text order is time order.
-
-    Docker trims trailing zeros ("...:00.1Z" vs "...:00.123Z"), which breaks plain text order.
-    """
-    stamp = created.rstrip("Z")
-    whole, _, fraction = stamp.partition(".")
-    return f"{whole}.{fraction:0<9}"
 
 
 class Containers:
@@ -217,7 +208,7 @@ class Containers:
                 except docker.errors.NotFound:
                     continue  # removed between the listing and the inspection
             # Newest first, so callers that want "the" container take the first.
-            return sorted(states, key=lambda state: _sortable(state.created), reverse=True)
+            return sorted(states, key=lambda state: parse_ns(state.created) or 0, reverse=True)
 
         return await asyncio.to_thread(calling, "listing containers", listing)
 

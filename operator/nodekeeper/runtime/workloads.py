@@ -6,7 +6,6 @@ and the restart policy into what the Workload's status should say, including whe
 """
 
 import dataclasses
-import datetime
 import hashlib
 import json
 import random
@@ -16,6 +15,7 @@ from nodekeeper.api import codes
 from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_SPEC_HASH, LABEL_WORKLOAD_UID
 from nodekeeper.api.quantities import memory_bytes, nano_cpus
 from nodekeeper.api.refs import ObjectRef
+from nodekeeper.api.times import parse_seconds
 from nodekeeper.api.workload import Backoff, WorkloadSpec
 from nodekeeper.runtime.backoff import restart_delay
 from nodekeeper.runtime.containers import Containers, ContainerSpec, ContainerState
@@ -190,13 +190,6 @@ def _observe(
 
 
 def exited_at(finished_at: str | None, now: float) -> float:
-    """Docker's FinishedAt (RFC 3339 with nanoseconds) as a Unix time; ``now`` if unknown."""
-    if not finished_at or finished_at.startswith("0001-"):
-        return now
-    try:
-        seconds, _, fraction = finished_at.rstrip("Z").partition(".")
-        moment = datetime.datetime.fromisoformat(seconds).replace(tzinfo=datetime.UTC)
-    except ValueError:
-        return now
-    digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
-    return moment.timestamp() + (int(digits) / 10 ** len(digits) if digits else 0.0)
+    """Docker's FinishedAt (or StartedAt) as a Unix time; ``now`` if unknown."""
+    moment = parse_seconds(finished_at)
+    return now if moment is None else moment

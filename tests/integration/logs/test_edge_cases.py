@@ -15,7 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from nodekeeper.logs.records import Flag, rfc3339
+from nodekeeper.api.times import rfc3339_ns
+from nodekeeper.logs.records import Flag
 from tests.integration.logs.conftest import (
     RUN_PREFIX,
     AgentProcess,
@@ -95,7 +96,7 @@ def test_a_container_removed_while_being_read_keeps_its_lines_up_to_the_removal(
 
 
 def record(text: str, stream: str = "stdout") -> bytes:
-    return orjson.dumps({"log": text, "stream": stream, "time": rfc3339(time.time_ns())}) + b"\n"
+    return orjson.dumps({"log": text, "stream": stream, "time": rfc3339_ns(time.time_ns())}) + b"\n"
 
 
 @pytest.fixture

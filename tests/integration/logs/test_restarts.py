@@ -25,7 +25,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from nodekeeper.logs.records import Checkpoint, rfc3339
+from nodekeeper.api.times import rfc3339_ns
+from nodekeeper.logs.records import Checkpoint
 from tests.integration.logs.conftest import (
     RUN_PREFIX,
     AgentProcess,
@@ -169,7 +170,7 @@ def test_data_docker_deletes_while_the_agent_is_down_is_counted_and_the_rest_sta
 
 def _record(number: int, ns: int) -> bytes:
     text = f"F out {number} {'q' * 60}\n"
-    return orjson.dumps({"log": text, "stream": "stdout", "time": rfc3339(ns)}) + b"\n"
+    return orjson.dumps({"log": text, "stream": "stdout", "time": rfc3339_ns(ns)}) + b"\n"
 
 
 @pytest.mark.timeout(120)

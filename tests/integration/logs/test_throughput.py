@@ -2,7 +2,7 @@
 
 import pytest
 
-from nodekeeper.logs.records import docker_time_ns
+from nodekeeper.api.times import docker_time_ns
 from tests.integration.logs.conftest import (
     AgentProcess,
     DockerCli,

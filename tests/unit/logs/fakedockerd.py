@@ -14,7 +14,8 @@ from pathlib import Path
 
 import orjson
 
-from nodekeeper.logs.records import ContainerInfo, rfc3339
+from nodekeeper.api.times import rfc3339_ns
+from nodekeeper.logs.records import ContainerInfo
 
 BASE_NS = 1_790_000_000_000_000_000
 PARTIAL_BYTES = 16 * 1024
@@ -56,7 +57,7 @@ class FakeDockerd:
 
     def record(self, log: str, stream: str = "stdout") -> bytes:
         self._clock += 1_000_123
-        entry = {"log": log, "stream": stream, "time": rfc3339(self._clock)}
+        entry = {"log": log, "stream": stream, "time": rfc3339_ns(self._clock)}
         return orjson.dumps(entry) + b"\n"
 
     def write_raw(self, data: bytes) -> None:

@@ -4,15 +4,8 @@ import os
 
 import orjson
 
-from nodekeeper.logs.records import (
-    NANOS,
-    Batch,
-    Checkpoint,
-    ContainerInfo,
-    FilePosition,
-    docker_time_ns,
-    rfc3339,
-)
+from nodekeeper.api.times import NANOS, docker_time_ns, rfc3339_ns
+from nodekeeper.logs.records import Batch, Checkpoint, ContainerInfo, FilePosition
 
 T0 = 1_790_000_000 * NANOS  # 2026-09-21T...Z
 
@@ -27,7 +20,7 @@ def record(text: str, *, at_ns: int = T0, stream: str = "stdout", nk: int = 0) -
 
 
 def _docker_time(ns: int) -> str:
-    whole, fraction = rfc3339(ns)[:-1].split(".")
+    whole, fraction = rfc3339_ns(ns)[:-1].split(".")
     fraction = fraction.rstrip("0")
     return f"{whole}.{fraction}Z" if fraction else f"{whole}Z"
 

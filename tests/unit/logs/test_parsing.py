@@ -6,13 +6,14 @@ from typing import Any
 import orjson
 import pytest
 
+from nodekeeper.api.times import docker_time_ns, rfc3339_ns
 from nodekeeper.logs.parsing import JsonFileParser, Parsed
-from nodekeeper.logs.records import Flag, docker_time_ns, rfc3339
+from nodekeeper.logs.records import Flag
 
 LIMIT = 64 * 1024
 PARTIAL = 16 * 1024  # dockerd's copier buffer: longer lines become partial records
 NOW_NS = 1_800_000_000_123_456_789
-NOW = rfc3339(NOW_NS)
+NOW = rfc3339_ns(NOW_NS)
 
 
 def at(second: int, fraction: str = "5") -> str:

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from nodekeeper.api.times import rfc3339_ns
 from nodekeeper.logs.metrics import LogMetrics
 from nodekeeper.logs.pipeline import LogPipeline, PipelineLimits
-from nodekeeper.logs.records import rfc3339
 from nodekeeper.logs.rules import LogRules
 from nodekeeper.logs.store import LogStore
 from tests.unit.logs.test_pipeline import GatedStore, Running, container, eventually, stored
@@ -26,7 +26,7 @@ BASE = 1_790_000_000_000_000_000
 class Entry:
     def __init__(self, n: int, data: bytes) -> None:
         self.n = n
-        self.timestamp = rfc3339(BASE + n * 1000)
+        self.timestamp = rfc3339_ns(BASE + n * 1000)
         self.data = data
 
 

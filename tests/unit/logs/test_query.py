@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from nodekeeper.api.times import NANOS
 from nodekeeper.logs.query import MAX_LIMIT, LogQuery, QueryPage, run_query
-from nodekeeper.logs.records import NANOS, Flag
+from nodekeeper.logs.records import Flag
 from nodekeeper.logs.store import LogStore, StoreError
 
 from .storebuilders import T0, batch, container, numbered, record

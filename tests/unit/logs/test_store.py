@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from nodekeeper.api.times import NANOS
 from nodekeeper.logs import store as store_module
 from nodekeeper.logs.query import LogQuery, run_query
-from nodekeeper.logs.records import NANOS, Checkpoint, FilePosition, Flag
+from nodekeeper.logs.records import Checkpoint, FilePosition, Flag
 from nodekeeper.logs.store import (
     SCHEMA_VERSION,
     LogStore,

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from nodekeeper.logs.records import Batch, ContainerInfo, rfc3339
+from nodekeeper.api.times import rfc3339_ns
+from nodekeeper.logs.records import Batch, ContainerInfo
 from nodekeeper.logs.streamed import PARTIAL_BYTES, StreamedContainer
 
 pytestmark = pytest.mark.timeout(10)
@@ -38,7 +39,7 @@ class FakeSource:
 
 
 def at(n: int) -> str:
-    return rfc3339(BASE + n * 1000)
+    return rfc3339_ns(BASE + n * 1000)
 
 
 async def follow(source: FakeSource, checkpoint: object = None) -> tuple[list[Batch], object]:
