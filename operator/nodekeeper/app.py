@@ -19,6 +19,10 @@ from pathlib import Path
 import kopf
 
 from nodekeeper import __version__
+from nodekeeper.agent.metrics import SelfMemoryCollector
+from nodekeeper.agent.recorder import FlightRecorder
+from nodekeeper.agent.selfprotect import ReadBudget, SelfProtection
+from nodekeeper.agent.selfwatch import SelfWatch
 from nodekeeper.api import backuprun, workload
 from nodekeeper.api.codes import EXIT_CLUSTER, EXIT_HUNG, EXIT_STOPPED
 from nodekeeper.api.names import AGENT_FIELD_MANAGER, LABEL_WORKLOAD_UID, RUNTIME_FIELD_MANAGER
@@ -29,7 +33,6 @@ from nodekeeper.handlers import garbage, operator, workload_usage
 from nodekeeper.handlers.backupruns import STATUS_FIELDS as BACKUPRUN_FIELDS
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.node_pressure import NodePressure
-from nodekeeper.handlers.selfwatch import SelfWatch
 from nodekeeper.kube import client, version
 from nodekeeper.kube.access import AccessReviewer
 from nodekeeper.kube.backupruns import BackupRuns
@@ -53,9 +56,7 @@ from nodekeeper.pressure.admission import AdmissionGate, AdmissionLimits
 from nodekeeper.pressure.cgroups import CgroupReader
 from nodekeeper.pressure.metrics import PressureCollector, WorkloadUsageCollector
 from nodekeeper.pressure.psi import PsiReader
-from nodekeeper.pressure.recorder import FlightRecorder
 from nodekeeper.pressure.sampler import PressureSampler
-from nodekeeper.pressure.selfprotect import ReadBudget, SelfProtection
 from nodekeeper.pressure.thresholds import (
     PressureTracker,
     Threshold,
@@ -142,10 +143,10 @@ def pressure_parts(settings: Settings, metrics: Metrics) -> PressureParts:
         PressureCollector(
             psi=psi.read_all,
             conditions=tracker.states,
-            self_memory=protection.read,
             read_errors=lambda: {**psi.malformed, **cgroups.malformed},
         )
     )
+    metrics.registry.register(SelfMemoryCollector(protection.read))
     sampler = PressureSampler(psi, tracker, interval_seconds=settings.pressure_sample_seconds)
     return PressureParts(sampler, protection, cgroups)
 

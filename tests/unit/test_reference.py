@@ -5,6 +5,8 @@ import re
 import typing
 from pathlib import Path
 
+from nodekeeper.agent.metrics import SelfMemoryCollector
+from nodekeeper.agent.selfprotect import MemoryLevel, SelfMemory
 from nodekeeper.api import backuprun, codes, workload
 from nodekeeper.backups.metrics import BackupMetrics
 from nodekeeper.backups.outcomes import REASONS as BACKUP_REASONS
@@ -15,7 +17,6 @@ from nodekeeper.logs.metrics import LogMetrics, LogStateCollector, WorkloadLogCo
 from nodekeeper.metrics import Metrics
 from nodekeeper.pressure.metrics import PressureCollector, WorkloadUsageCollector
 from nodekeeper.pressure.psi import PsiLine, PsiSample
-from nodekeeper.pressure.selfprotect import MemoryLevel, SelfMemory
 from nodekeeper.pressure.thresholds import CONDITION_TYPES as PRESSURE_CONDITION_TYPES
 from nodekeeper.pressure.thresholds import PressureTracker
 from nodekeeper.runtime import errors
@@ -51,9 +52,13 @@ def test_every_metric_is_documented() -> None:
         PressureCollector(
             psi=lambda: {"cpu": PsiSample(some=line, full=line)},
             conditions=lambda: PressureTracker().states(),
-            self_memory=lambda: SelfMemory(
+        )
+    )
+    metrics.registry.register(
+        SelfMemoryCollector(
+            lambda: SelfMemory(
                 used_bytes=1, limit_bytes=2, limit_source="setting", level=MemoryLevel.NORMAL
-            ),
+            )
         )
     )
     BackupMetrics(metrics.registry)  # as app.run builds it, into the same registry

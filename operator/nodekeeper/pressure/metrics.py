@@ -1,5 +1,5 @@
-"""Pressure as Prometheus metrics: PSI, the Node conditions, the agent's own memory, and what
-each Workload container uses.
+"""Pressure as Prometheus metrics: PSI, the Node conditions, and what each Workload container
+uses (the agent's own memory is agent/metrics.py's).
 
 A custom collector that reads fresh at scrape time (no stale series, no bookkeeping), registered
 into the agent's one registry by the wiring.
@@ -12,7 +12,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from nodekeeper.pressure.psi import PsiSample
-from nodekeeper.pressure.selfprotect import SelfMemory
 from nodekeeper.pressure.thresholds import ConditionState
 from nodekeeper.pressure.usage import ContainerUsage
 
@@ -20,20 +19,18 @@ CONDITION_STATUSES = ("True", "False", "Unknown")
 
 
 class PressureCollector(Collector):
-    """PSI, the Node conditions and the agent's own memory, read fresh at scrape time."""
+    """PSI, the Node conditions and unreadable pressure files, read fresh at scrape time."""
 
     def __init__(
         self,
         *,
         psi: Callable[[], Mapping[Any, PsiSample | None]],
         conditions: Callable[[], Iterable[ConditionState]],
-        self_memory: Callable[[], SelfMemory],
         read_errors: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         self._read_errors = read_errors
         self._psi = psi
         self._conditions = conditions
-        self._self_memory = self_memory
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         averages = GaugeMetricFamily(
@@ -67,24 +64,6 @@ class PressureCollector(Collector):
                 conditions.add_metric([state.type, status], 1.0 if state.status == status else 0.0)
         yield conditions
 
-        memory = self._self_memory()
-        used = GaugeMetricFamily("nodekeeper_agent_memory_bytes", "The agent's own memory use.")
-        used.add_metric([], memory.used_bytes)
-        yield used
-        limit = GaugeMetricFamily(
-            "nodekeeper_agent_memory_limit_bytes",
-            "The agent's memory limit (its cgroup's, else the memory_limit_bytes setting); "
-            "absent when there is none.",
-        )
-        if memory.limit_bytes is not None:
-            limit.add_metric([], memory.limit_bytes)
-        yield limit
-        level = GaugeMetricFamily(
-            "nodekeeper_agent_memory_level",
-            "Self-protection level: 0 normal, 1 warn (70 %), 2 slow (85 %), 3 critical (90 %).",
-        )
-        level.add_metric([], int(memory.level))
-        yield level
         errors = CounterMetricFamily(
             "nodekeeper_pressure_read_errors",
             "Reads of a PSI or cgroup file whose content could not be parsed (the figure was "

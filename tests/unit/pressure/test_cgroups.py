@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from nodekeeper.agent.selfprotect import SelfProtection
 from nodekeeper.pressure.cgroups import Cgroup, CgroupReader, detect_hierarchy
-from nodekeeper.pressure.selfprotect import SelfProtection
 from tests.unit.pressure.conftest import CONTAINER_ID, FIXTURES, UNLIMITED_CONTAINER_ID, MiB
 
 

@@ -5,7 +5,6 @@ from prometheus_client import CollectorRegistry
 from nodekeeper.pressure.cgroups import CgroupReader
 from nodekeeper.pressure.metrics import PressureCollector
 from nodekeeper.pressure.psi import PsiReader
-from nodekeeper.pressure.selfprotect import SelfProtection
 from nodekeeper.pressure.thresholds import PressureTracker
 from tests.unit.pressure.conftest import FIXTURES
 
@@ -18,7 +17,6 @@ def test_malformed_files_are_counted_per_source_in_the_metrics() -> None:
         PressureCollector(
             psi=psi.read_all,
             conditions=PressureTracker().states,
-            self_memory=SelfProtection(cgroups).read,
             read_errors=lambda: {**psi.malformed, **cgroups.malformed},
         )
     )

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nodekeeper.pressure.recorder import FlightRecorder, Snapshot
-from nodekeeper.pressure.selfprotect import MemoryLevel, ReadBudget, SelfProtection
+from nodekeeper.agent.recorder import FlightRecorder, Snapshot
+from nodekeeper.agent.selfprotect import MemoryLevel, ReadBudget, SelfProtection
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ around 90 %)."""
 import json
 from pathlib import Path
 
-from nodekeeper.handlers.selfwatch import SelfWatch
-from nodekeeper.pressure.recorder import FlightRecorder
-from nodekeeper.pressure.selfprotect import MemoryLevel, SelfMemory
+from nodekeeper.agent.recorder import FlightRecorder
+from nodekeeper.agent.selfprotect import MemoryLevel, SelfMemory
+from nodekeeper.agent.selfwatch import SelfWatch
 
 
 class Levels:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nodekeeper.pressure.recorder import FlightRecorder, Snapshot
+from nodekeeper.agent.recorder import FlightRecorder, Snapshot
 
 MOMENT = datetime.datetime(2026, 5, 9, 7, 35, 25, 123456, tzinfo=datetime.UTC)
 

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nodekeeper.handlers.selfwatch import SelfWatch
-from nodekeeper.pressure.recorder import FlightRecorder
-from nodekeeper.pressure.selfprotect import MemoryLevel, ReadBudget, SelfMemory
+from nodekeeper.agent.recorder import FlightRecorder
+from nodekeeper.agent.selfprotect import MemoryLevel, ReadBudget, SelfMemory
+from nodekeeper.agent.selfwatch import SelfWatch
 
 
 class Levels:

@@ -2,8 +2,8 @@
 
 import pytest
 
+from nodekeeper.agent.selfprotect import MemoryLevel, MemoryLevels, ReadBudget, SelfProtection
 from nodekeeper.pressure.cgroups import CgroupReader
-from nodekeeper.pressure.selfprotect import MemoryLevel, MemoryLevels, ReadBudget, SelfProtection
 from tests.unit.pressure.conftest import FIXTURES, MiB
 
 
