@@ -2,6 +2,8 @@
 
 from prometheus_client import CollectorRegistry
 
+from nodekeeper.agent.metrics import SelfMemoryCollector
+from nodekeeper.agent.selfprotect import SelfProtection
 from nodekeeper.pressure.cgroups import CgroupReader
 from nodekeeper.pressure.metrics import PressureCollector
 from nodekeeper.pressure.psi import PsiReader
@@ -13,6 +15,8 @@ def test_malformed_files_are_counted_per_source_in_the_metrics() -> None:
     psi = PsiReader(FIXTURES / "proc-malformed" / "pressure")
     cgroups = CgroupReader(root=FIXTURES / "cgroup-v2-malformed", proc=FIXTURES / "proc-malformed")
     registry = CollectorRegistry()
+    # First: get_sample_value stops at the first family that has the sample.
+    registry.register(SelfMemoryCollector(SelfProtection(cgroups).read))
     registry.register(
         PressureCollector(
             psi=psi.read_all,
