@@ -32,7 +32,6 @@ from nodekeeper.config import Settings
 from nodekeeper.handlers import garbage, operator, workload_usage
 from nodekeeper.handlers.backupruns import STATUS_FIELDS as BACKUPRUN_FIELDS
 from nodekeeper.handlers.context import AgentContext
-from nodekeeper.handlers.node_pressure import NodePressure
 from nodekeeper.kube import client, version
 from nodekeeper.kube.access import AccessReviewer
 from nodekeeper.kube.backupruns import BackupRuns
@@ -56,6 +55,7 @@ from nodekeeper.pressure.admission import AdmissionGate, AdmissionLimits
 from nodekeeper.pressure.cgroups import CgroupReader
 from nodekeeper.pressure.metrics import PressureCollector, WorkloadUsageCollector
 from nodekeeper.pressure.psi import PsiReader
+from nodekeeper.pressure.reporter import NodePressure
 from nodekeeper.pressure.sampler import PressureSampler
 from nodekeeper.pressure.thresholds import (
     PressureTracker,

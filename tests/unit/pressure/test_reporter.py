@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from nodekeeper.handlers.node_pressure import NodePressure
 from nodekeeper.kube.nodes import NodeCondition
 from nodekeeper.pressure.psi import PsiReader
+from nodekeeper.pressure.reporter import NodePressure
 from nodekeeper.pressure.sampler import PressureSampler
 from nodekeeper.pressure.thresholds import PressureTracker, Threshold, every_resource
 

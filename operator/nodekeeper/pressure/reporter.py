@@ -1,6 +1,6 @@
 """Node pressure, reported: PSI transitions become Node conditions, Events and log lines.
 
-The sampler (pressure/) decides transitions; this module only reports them. Every patch carries
+The sampler decides transitions; this module only reports them. Every patch carries
 all three Nodekeeper*Pressure conditions, so the Node always shows the agent's whole view, and a
 heartbeat re-sends them every ``heartbeat_seconds`` so ``lastHeartbeatTime`` tells a live agent
 from a dead one (``lastTransitionTime`` moves only on a status change; kube/nodes.py keeps it).
@@ -16,13 +16,12 @@ from pathlib import Path
 from nodekeeper.kube.errors import KubeError
 from nodekeeper.kube.events import NodeEvents
 from nodekeeper.kube.nodes import NodeCondition, NodeConditionWriter
+from nodekeeper.pressure.psi import RESOURCES
 from nodekeeper.pressure.sampler import PressureSampler
 from nodekeeper.pressure.thresholds import PressureTracker, Transition
 from nodekeeper.pressure.triggers import PsiTrigger, TriggerError, open_trigger
 
 logger = logging.getLogger(__name__)
-
-RESOURCES = ("cpu", "memory", "io")
 
 
 class NodePressure:
