@@ -68,10 +68,10 @@ from nodekeeper.pressure.usage import WorkloadUsage
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerError
 from nodekeeper.runtime.events import ContainerEvents
-from nodekeeper.runtime.images import ImagePolicy
 from nodekeeper.runtime.logstream import ContainerLogs
-from nodekeeper.runtime.workloads import WorkloadRunner
 from nodekeeper.server import HttpServer, api_guard
+from nodekeeper.workloads.images import ImagePolicy
+from nodekeeper.workloads.runner import WorkloadRunner
 
 logger = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from nodekeeper.metrics import Metrics
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerUnavailable
 from nodekeeper.runtime.events import ContainerEvents
-from nodekeeper.runtime.images import ImagePolicy
-from nodekeeper.runtime.workloads import WorkloadRunner
+from nodekeeper.workloads.images import ImagePolicy
+from nodekeeper.workloads.runner import WorkloadRunner
 
 NODE = "node-a"
 DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")

@@ -16,7 +16,8 @@ from nodekeeper.api.refs import ObjectRef
 from nodekeeper.api.workload import WorkloadSpec
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.events import RESYNC, ContainerEvents
-from nodekeeper.runtime.workloads import WorkloadRunner, observe
+from nodekeeper.workloads.policy import observe
+from nodekeeper.workloads.runner import WorkloadRunner
 from tests.integration.conftest import DOCKER_HOST, TEST_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from nodekeeper.kube.status import StatusWriter
 from nodekeeper.metrics import Metrics
 from nodekeeper.pressure.admission import AdmissionGate
 from nodekeeper.runtime.events import ContainerEvents
-from nodekeeper.runtime.images import ImagePolicy
-from nodekeeper.runtime.workloads import WorkloadRunner
+from nodekeeper.workloads.images import ImagePolicy
+from nodekeeper.workloads.runner import WorkloadRunner
 
 
 @dataclasses.dataclass

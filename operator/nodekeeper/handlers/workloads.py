@@ -35,7 +35,7 @@ from nodekeeper.kube.errors import KubeError
 from nodekeeper.kube.status import ConditionChange
 from nodekeeper.runtime.errors import DockerError, DockerUnavailable
 from nodekeeper.runtime.events import RESYNC, ContainerEvent
-from nodekeeper.runtime.workloads import Observation, exited_at, observe
+from nodekeeper.workloads.policy import Observation, exited_at, observe
 
 logger = logging.getLogger(__name__)
 

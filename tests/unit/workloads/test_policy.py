@@ -8,9 +8,10 @@ import pytest
 
 from nodekeeper.api.refs import ObjectRef
 from nodekeeper.api.workload import WorkloadSpec
-from nodekeeper.runtime.backoff import restart_delay
 from nodekeeper.runtime.containers import ContainerState
-from nodekeeper.runtime.workloads import container_spec, observe, spec_hash
+from nodekeeper.workloads.backoff import restart_delay
+from nodekeeper.workloads.policy import observe
+from nodekeeper.workloads.runner import container_spec, spec_hash
 
 
 def spec(**fields: object) -> WorkloadSpec:
