@@ -29,7 +29,7 @@ from nodekeeper.api.names import AGENT_FIELD_MANAGER, LABEL_WORKLOAD_UID, RUNTIM
 from nodekeeper.backups.metrics import rebuild as rebuild_backup_metrics
 from nodekeeper.backups.services import BackupServices
 from nodekeeper.config import Settings
-from nodekeeper.handlers import garbage, operator, workload_usage
+from nodekeeper.handlers import operator
 from nodekeeper.handlers.backupruns import STATUS_FIELDS as BACKUPRUN_FIELDS
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube import client, version
@@ -70,6 +70,8 @@ from nodekeeper.runtime.errors import DockerError
 from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.runtime.logstream import ContainerLogs
 from nodekeeper.server import HttpServer, api_guard
+from nodekeeper.workloads import usage as workload_usage
+from nodekeeper.workloads.gc import GarbageCollector
 from nodekeeper.workloads.images import ImagePolicy
 from nodekeeper.workloads.runner import WorkloadRunner
 
@@ -377,15 +379,19 @@ async def run(settings: Settings) -> int:
         )
         if uses_docker:
             # Started before kopf, like the events task.
-            garbage_task = asyncio.create_task(
-                garbage.collector(
-                    context,
-                    interval_seconds=settings.gc_interval_seconds,
-                    grace_seconds=settings.gc_grace_seconds,
-                ),
-                name="garbage collector",
+            collector = GarbageCollector(
+                containers=containers,
+                objects=context.objects,
+                node_name=settings.node_name,
+                metrics=metrics,
+                grace_seconds=settings.gc_grace_seconds,
             )
-            background.append(garbage_task)
+            background.append(
+                asyncio.create_task(
+                    collector.run(interval_seconds=settings.gc_interval_seconds),
+                    name="garbage collector",
+                )
+            )
         if settings.workloads_enabled:
             usage = WorkloadUsage(pressure.cgroups)
             metrics.registry.register(WorkloadUsageCollector(usage.latest))

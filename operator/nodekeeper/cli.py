@@ -334,7 +334,6 @@ def _logs(args: argparse.Namespace) -> int:
 def _pressure(args: argparse.Namespace) -> int:
     import json
 
-    from nodekeeper.handlers.workload_usage import running_workloads
     from nodekeeper.pressure.cgroups import CgroupReader
     from nodekeeper.pressure.psi import PsiReader
     from nodekeeper.pressure.report import build_report, render_text
@@ -343,6 +342,7 @@ def _pressure(args: argparse.Namespace) -> int:
     from nodekeeper.pressure.usage import WorkloadKey
     from nodekeeper.runtime.containers import Containers
     from nodekeeper.runtime.errors import DockerError
+    from nodekeeper.workloads.usage import running_workloads
 
     def workload_containers(settings: Settings) -> list[tuple[WorkloadKey, str]] | str:
         """Running Workload containers from Docker, or why there are none to show."""

@@ -4,11 +4,11 @@ Docker set them, read from its real cgroup and exported under its Workload's nam
 from prometheus_client import CollectorRegistry
 
 from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_WORKLOAD_UID
-from nodekeeper.handlers.workload_usage import sample_once
 from nodekeeper.pressure.cgroups import CgroupReader
 from nodekeeper.pressure.metrics import WorkloadUsageCollector
 from nodekeeper.pressure.usage import WorkloadUsage
 from nodekeeper.runtime.containers import Containers, ContainerSpec
+from nodekeeper.workloads.usage import sample_once
 from tests.integration.conftest import RUN_ID, TEST_IMAGE, unique
 
 

@@ -10,13 +10,13 @@ import logging
 
 from nodekeeper.api.names import LABEL_NAME, LABEL_NAMESPACE, LABEL_WORKLOAD_UID
 from nodekeeper.pressure.usage import WorkloadKey, WorkloadUsage, workload_containers
-from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerError
+from nodekeeper.runtime.protocols import ContainerRuntime
 
 logger = logging.getLogger(__name__)
 
 
-async def running_workloads(containers: Containers) -> list[tuple[WorkloadKey, str]]:
+async def running_workloads(containers: ContainerRuntime) -> list[tuple[WorkloadKey, str]]:
     """``(workload, container id)`` of the running Workload containers this node's agent made
     (one Docker listing): what the sampler reads, and what ``nodekeeper pressure`` shows."""
     found = await containers.running_with(LABEL_WORKLOAD_UID)
@@ -24,13 +24,15 @@ async def running_workloads(containers: Containers) -> list[tuple[WorkloadKey, s
     return workload_containers(running, namespace_label=LABEL_NAMESPACE, name_label=LABEL_NAME)
 
 
-async def sample_once(containers: Containers, usage: WorkloadUsage) -> int:
+async def sample_once(containers: ContainerRuntime, usage: WorkloadUsage) -> int:
     """Sample now; returns how many containers were read."""
     pairs = await running_workloads(containers)
     return len(await asyncio.to_thread(usage.sample, pairs))
 
 
-async def sampler(containers: Containers, usage: WorkloadUsage, *, interval_seconds: float) -> None:
+async def sampler(
+    containers: ContainerRuntime, usage: WorkloadUsage, *, interval_seconds: float
+) -> None:
     """Sample every ``interval_seconds`` until cancelled."""
     while True:
         try:
