@@ -35,6 +35,7 @@ from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube import client, version
 from nodekeeper.kube.access import AccessReviewer
 from nodekeeper.kube.backupruns import BackupRuns
+from nodekeeper.kube.client import ApiClient
 from nodekeeper.kube.configmaps import ConfigMaps
 from nodekeeper.kube.errors import KubeError
 from nodekeeper.kube.events import NodeEvents
@@ -69,17 +70,22 @@ from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerError
 from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.runtime.logstream import ContainerLogs
+from nodekeeper.runtime.protocols import ContainerEventSource, ContainerRuntime
 from nodekeeper.server import HttpServer, api_guard
 from nodekeeper.workloads import usage as workload_usage
 from nodekeeper.workloads.gc import GarbageCollector
 from nodekeeper.workloads.images import ImagePolicy
 from nodekeeper.workloads.runner import WorkloadRunner
+from nodekeeper.workloads.status import (
+    ADMISSION_CONDITIONS,
+    ADMISSION_FIELDS,
+    RUNTIME_CONDITIONS,
+    RUNTIME_FIELDS,
+    WorkloadStatus,
+)
+from nodekeeper.workloads.supervisor import WorkloadSupervisor
 
 logger = logging.getLogger(__name__)
-
-
-WORKLOAD_ADMISSION_FIELDS = ("observedGeneration", "errorCode", "message")
-WORKLOAD_RUNTIME_FIELDS = ("phase", "containerID", "restarts", "lastExitCode", "nextRetryAt")
 
 
 LOG_STORE_FILE = "logs.db"
@@ -221,6 +227,78 @@ class Readiness:
         return None
 
 
+def handler_context(
+    api: ApiClient,
+    *,
+    node_name: str,
+    metrics: Metrics,
+    containers: ContainerRuntime,
+    events: ContainerEventSource,
+    image_policy: ImagePolicy,
+    admission: AdmissionGate | None = None,
+    backups: BackupServices | None = None,
+    phases: dict[str, str] | None = None,
+    writer: type[StatusWriter] = StatusWriter,
+) -> AgentContext:
+    """What the handlers get as kopf's memo: the Workload supervisor with its two status
+    writers, the BackupRun status writer and the backup services. ``writer`` lets the component
+    tests watch the real writers' calls."""
+
+    def status(
+        kind: str, plural: str, manager: str, fields: Sequence[str], types: Sequence[str]
+    ) -> StatusWriter:
+        return writer(
+            api,
+            resource=Resource(kind, plural),
+            field_manager=manager,
+            fields=fields,
+            condition_types=types,
+            node_name=node_name,
+            metrics=metrics,
+        )
+
+    workload_status = WorkloadStatus(
+        admission=status(
+            workload.KIND,
+            workload.PLURAL,
+            AGENT_FIELD_MANAGER,
+            ADMISSION_FIELDS,
+            ADMISSION_CONDITIONS,
+        ),
+        runtime=status(
+            workload.KIND,
+            workload.PLURAL,
+            RUNTIME_FIELD_MANAGER,
+            RUNTIME_FIELDS,
+            RUNTIME_CONDITIONS,
+        ),
+    )
+    supervisor = WorkloadSupervisor(
+        node_name=node_name,
+        runner=WorkloadRunner(containers),
+        status=workload_status,
+        events=events,
+        objects=Objects(api),
+        image_policy=image_policy,
+        metrics=metrics,
+        admission=admission,
+        phases=phases,
+    )
+    return AgentContext(
+        node_name=node_name,
+        metrics=metrics,
+        workloads=supervisor,
+        backuprun_status=status(
+            backuprun.KIND,
+            backuprun.PLURAL,
+            AGENT_FIELD_MANAGER,
+            BACKUPRUN_FIELDS,
+            (backuprun.RUNNING, backuprun.COMPLETED),
+        ),
+        backups=backups,
+    )
+
+
 async def run(settings: Settings) -> int:
     """Run the agent until SIGTERM/SIGINT.
 
@@ -339,39 +417,12 @@ async def run(settings: Settings) -> int:
                 disk_used_ratio=settings.admission_disk_ratio,
             ),
         )
-        context = AgentContext(
+        context = handler_context(
+            api,
             node_name=settings.node_name,
             metrics=metrics,
-            workload_status=StatusWriter(
-                api,
-                resource=Resource(workload.KIND, workload.PLURAL),
-                field_manager=AGENT_FIELD_MANAGER,
-                fields=WORKLOAD_ADMISSION_FIELDS,
-                condition_types=(workload.ADMITTED,),
-                node_name=settings.node_name,
-                metrics=metrics,
-            ),
-            workload_runtime_status=StatusWriter(
-                api,
-                resource=Resource(workload.KIND, workload.PLURAL),
-                field_manager=RUNTIME_FIELD_MANAGER,
-                fields=WORKLOAD_RUNTIME_FIELDS,
-                condition_types=(workload.READY,),
-                node_name=settings.node_name,
-                metrics=metrics,
-            ),
-            backuprun_status=StatusWriter(
-                api,
-                resource=Resource(backuprun.KIND, backuprun.PLURAL),
-                field_manager=AGENT_FIELD_MANAGER,
-                fields=BACKUPRUN_FIELDS,
-                condition_types=(backuprun.RUNNING, backuprun.COMPLETED),
-                node_name=settings.node_name,
-                metrics=metrics,
-            ),
-            workloads=WorkloadRunner(containers),
+            containers=containers,
             events=events,
-            objects=Objects(api),
             image_policy=ImagePolicy(settings.image_policy),
             admission=admission,
             backups=backups,
@@ -381,7 +432,7 @@ async def run(settings: Settings) -> int:
             # Started before kopf, like the events task.
             collector = GarbageCollector(
                 containers=containers,
-                objects=context.objects,
+                objects=Objects(api),
                 node_name=settings.node_name,
                 metrics=metrics,
                 grace_seconds=settings.gc_grace_seconds,

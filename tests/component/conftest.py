@@ -24,23 +24,16 @@ import kubernetes.client
 import pytest
 
 from nodekeeper.api import GROUP, VERSION, backuprun, workload
-from nodekeeper.api.names import AGENT_FIELD_MANAGER, LABEL_WORKLOAD_UID, RUNTIME_FIELD_MANAGER
-from nodekeeper.app import (
-    BACKUPRUN_FIELDS,
-    WORKLOAD_ADMISSION_FIELDS,
-    WORKLOAD_RUNTIME_FIELDS,
-)
+from nodekeeper.api.names import LABEL_WORKLOAD_UID
+from nodekeeper.app import handler_context
 from nodekeeper.handlers import operator
-from nodekeeper.handlers.context import AgentContext
 from nodekeeper.kube.client import Credentials
-from nodekeeper.kube.objects import Objects
-from nodekeeper.kube.status import ConditionChange, Resource, StatusWriter
+from nodekeeper.kube.status import ConditionChange, StatusWriter
 from nodekeeper.metrics import Metrics
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.errors import DockerUnavailable
 from nodekeeper.runtime.events import ContainerEvents
 from nodekeeper.workloads.images import ImagePolicy
-from nodekeeper.workloads.runner import WorkloadRunner
 
 NODE = "node-a"
 DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -110,7 +103,7 @@ def emulator(kmock: kmock.KubernetesEmulator) -> kmock.KubernetesEmulator:
 
 @pytest.fixture
 async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
-    """The agent's kopf side, wired as app.run() wires it, against the emulator."""
+    """The agent's kopf side, wired by app's own handler_context, against the emulator."""
     server = str(emulator.url).rstrip("/")
     api = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=server))
     metrics = Metrics()
@@ -121,54 +114,29 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
     except DockerUnavailable as e:
         pytest.fail(f"no Docker engine at {DOCKER_HOST} ({e}); run scripts/docker-up.sh")
 
-    def writer(
-        resource: Resource,
-        fields: Sequence[str],
-        types: Sequence[str],
-        manager: str = AGENT_FIELD_MANAGER,
-    ) -> NotifyingWriter:
-        return NotifyingWriter(
-            api,
-            resource=resource,
-            field_manager=manager,
-            fields=fields,
-            condition_types=types,
-            node_name=NODE,
-            metrics=metrics,
-        )
+    events = ContainerEvents(containers.client, key_label=LABEL_WORKLOAD_UID)
+    events_task = asyncio.create_task(events.run())
+    context = handler_context(
+        api,
+        node_name=NODE,
+        metrics=metrics,
+        containers=containers,
+        events=events,
+        image_policy=ImagePolicy({"locked": ["registry.example/*"], "*": ["nodekeeper-test/*"]}),
+        writer=NotifyingWriter,
+    )
+    status = context.workloads.status
+
+    def notifying(writer: object) -> NotifyingWriter:
+        assert isinstance(writer, NotifyingWriter)
+        return writer
 
     result = Agent(
         metrics=metrics,
-        workloads=writer(
-            Resource(workload.KIND, workload.PLURAL),
-            WORKLOAD_ADMISSION_FIELDS,
-            (workload.ADMITTED,),
-        ),
-        workloads_runtime=writer(
-            Resource(workload.KIND, workload.PLURAL),
-            WORKLOAD_RUNTIME_FIELDS,
-            (workload.READY,),
-            RUNTIME_FIELD_MANAGER,
-        ),
-        backupruns=writer(
-            Resource(backuprun.KIND, backuprun.PLURAL),
-            BACKUPRUN_FIELDS,
-            (backuprun.RUNNING, backuprun.COMPLETED),
-        ),
+        workloads=notifying(status.admission_writer),
+        workloads_runtime=notifying(status.runtime_writer),
+        backupruns=notifying(context.backuprun_status),
         containers=containers,
-    )
-    events = ContainerEvents(containers.client, key_label=LABEL_WORKLOAD_UID)
-    events_task = asyncio.create_task(events.run())
-    context = AgentContext(
-        node_name=NODE,
-        metrics=metrics,
-        workload_status=result.workloads,
-        workload_runtime_status=result.workloads_runtime,
-        backuprun_status=result.backupruns,
-        workloads=WorkloadRunner(containers),
-        events=events,
-        objects=Objects(api),
-        image_policy=ImagePolicy({"locked": ["registry.example/*"], "*": ["nodekeeper-test/*"]}),
     )
     credentials = Credentials(
         server=server,

@@ -28,6 +28,7 @@ from nodekeeper.api.codes import BACKUP_PENDING, BACKUP_RUNNING, BACKUP_STARTED,
 from nodekeeper.api.names import ANNOTATION_LOG_CHUNKS
 from nodekeeper.api.refs import ObjectRef
 from nodekeeper.api.times import parse_seconds, rfc3339, utcnow
+from nodekeeper.api.validation import explain
 from nodekeeper.backups import outcomes
 from nodekeeper.backups.logchunks import LogInfo
 from nodekeeper.backups.outcomes import Outcome
@@ -35,7 +36,6 @@ from nodekeeper.backups.services import BackupServices
 from nodekeeper.backups.tasks import ContainerLost, Ending, TaskStartError
 from nodekeeper.handlers.context import AgentContext
 from nodekeeper.handlers.ownership import is_foreign, is_own
-from nodekeeper.handlers.validation import explain
 from nodekeeper.handlers.writing import retrying_status_writes
 from nodekeeper.kube.errors import KubeError, KubeUnavailable
 from nodekeeper.kube.status import ConditionChange

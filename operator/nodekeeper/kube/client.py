@@ -15,6 +15,9 @@ from kubernetes.config.config_exception import ConfigException
 
 from nodekeeper.kube.errors import KubeConfigError
 
+# What the rest of the agent holds to reach the API server (it never imports kubernetes itself).
+ApiClient = kubernetes.client.ApiClient
+
 # Content types of the patches the agent sends.
 APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply (status, log ConfigMaps)
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"  # built-in types (Node)
