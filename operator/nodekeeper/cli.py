@@ -277,11 +277,10 @@ def _logs(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from nodekeeper.app import LOG_STORE_FILE
     from nodekeeper.logapi import line_json
     from nodekeeper.logs.filters import FilterError, build_query
     from nodekeeper.logs.query import run_query
-    from nodekeeper.logs.store import StoreError
+    from nodekeeper.logs.store import STORE_FILE, StoreError
 
     state_dir = args.state_dir
     if state_dir is None:
@@ -290,7 +289,7 @@ def _logs(args: argparse.Namespace) -> int:
         except SettingsError as e:
             print(f"nodekeeper: {e}", file=sys.stderr)
             return EXIT_SETTINGS
-    path = state_dir / LOG_STORE_FILE
+    path = state_dir / STORE_FILE
     if not path.exists():
         print(f"nodekeeper: no log store at {path}: pass --state-dir", file=sys.stderr)
         return EXIT_SETTINGS

@@ -25,7 +25,7 @@ import pytest
 
 from nodekeeper.api import GROUP, VERSION, backuprun, workload
 from nodekeeper.api.names import LABEL_WORKLOAD_UID
-from nodekeeper.app import handler_context
+from nodekeeper.app.build import handler_context
 from nodekeeper.handlers import operator
 from nodekeeper.kube.client import Credentials
 from nodekeeper.kube.status import ConditionChange, StatusWriter

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nodekeeper.app import own_exclusions
+from nodekeeper.app.build import own_exclusions
 from nodekeeper.config import load
 from nodekeeper.logs.records import ContainerInfo
 from nodekeeper.logs.rules import LogRules

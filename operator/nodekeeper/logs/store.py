@@ -40,6 +40,7 @@ import zstandard
 
 from nodekeeper.logs.records import Batch, Checkpoint, ContainerInfo, FilePosition
 
+STORE_FILE = "logs.db"  # the store's file name in the state directory
 PAGE_SIZE = 4096  # measured with bench/logs_store.py: 16 and 64 KiB were no faster, only bigger
 WAL_LIMIT_BYTES = 16 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
 BUSY_TIMEOUT_SECONDS = 5.0

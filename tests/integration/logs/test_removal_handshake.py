@@ -2,7 +2,7 @@
 container (which deletes its log) loses nothing, not even a last line without a newline.
 
 The offline agent has no runtime to remove containers, so the pipeline runs in this process,
-built by ``app.log_pipeline`` exactly as the agent builds it.
+built by ``app.build.log_pipeline`` exactly as the agent builds it.
 """
 
 import asyncio
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nodekeeper.app import log_pipeline
+from nodekeeper.app.build import log_pipeline
 from nodekeeper.config import load
 from nodekeeper.metrics import Metrics
 from tests.integration.logs.conftest import RUN_PREFIX, DockerCli, numbers, stored_lines

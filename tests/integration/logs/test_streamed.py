@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nodekeeper.app import log_pipeline
+from nodekeeper.app.build import log_pipeline
 from nodekeeper.config import load
 from nodekeeper.metrics import Metrics
 from nodekeeper.runtime.containers import Containers
