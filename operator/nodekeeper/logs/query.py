@@ -14,6 +14,7 @@ Errors are those of :mod:`nodekeeper.logs.store` (``StoreError`` and its subclas
 cursor or limit is a ``ValueError`` raised by :class:`LogQuery`.
 """
 
+import contextlib
 import dataclasses
 import sqlite3
 from collections.abc import Iterator
@@ -105,14 +106,72 @@ def container_lines(store: Path | LogStore, container: str) -> list[StoredLine]:
 
 def run_query(store: Path | LogStore, query: LogQuery) -> QueryPage:
     """Lines of the store (a path, or the agent's open store) matching ``query``, one page."""
+    with _snapshot(store, "querying the log store") as (db, path):
+        return _page(db, path, query)
+
+
+@dataclasses.dataclass(frozen=True)
+class CommittedBlock:
+    """One block as the store committed it with its checkpoint: what a sink ships next."""
+
+    id: int  # ascending in commit order, never reused: a sink's cursor is the last id it shipped
+    container_id: str
+    container_name: str
+    labels: dict[str, str]
+    first_ns: int
+    last_ns: int
+    records: list[bytes]  # json-file records as stored (see logs/records.py), in Docker's order
+
+
+def committed_blocks(
+    store: Path | LogStore, *, after_block: int, limit: int = BLOCKS_PER_FETCH
+) -> list[CommittedBlock]:
+    """Up to ``limit`` committed blocks with an id above ``after_block``, oldest first.
+
+    The seam a log sink reads through: the store commits a block and its checkpoint in one
+    transaction, and ids ascend in commit order (one writer), so a sink that remembers the last
+    id it shipped resumes exactly after it. Ids that retention deleted are simply absent.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    with _snapshot(store, "reading committed log blocks") as (db, path):
+        containers = {
+            str(row[0]): (str(row[1]), orjson.loads(row[2]))
+            for row in db.execute("SELECT id, name, labels FROM containers")
+        }
+        rows = db.execute(
+            "SELECT id, container_id, first_ns, last_ns, data FROM blocks WHERE id > ? "
+            "ORDER BY id LIMIT ?",
+            (after_block, limit),
+        ).fetchall()
+        found = []
+        for block_id, container_id, first_ns, last_ns, data in rows:
+            name, labels = containers.get(str(container_id), ("", {}))
+            found.append(
+                CommittedBlock(
+                    id=int(block_id),
+                    container_id=str(container_id),
+                    container_name=name,
+                    labels=dict(labels),
+                    first_ns=int(first_ns),
+                    last_ns=int(last_ns),
+                    records=_lines(bytes(data), path, int(block_id)),
+                )
+            )
+        return found
+
+
+@contextlib.contextmanager
+def _snapshot(store: Path | LogStore, doing: str) -> Iterator[tuple[sqlite3.Connection, Path]]:
+    """A read-only connection inside one read transaction (one WAL snapshot), version-checked."""
     path = store.path if isinstance(store, LogStore) else Path(store)
     if not path.exists():
         raise StoreError(f"no log store at {path}: is the agent's data directory mounted here?")
-    with translating(path, "querying the log store"):
+    with translating(path, doing):
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        with translating(path, "querying the log store"):
-            db.execute("BEGIN")  # one snapshot for the whole page
+        with translating(path, doing):
+            db.execute("BEGIN")
             version = read_schema_version(db, path)
             if version != SCHEMA_VERSION:
                 raise StoreVersionError(
@@ -124,7 +183,7 @@ def run_query(store: Path | LogStore, query: LogQuery) -> QueryPage:
                         else "."
                     )
                 )
-            return _page(db, path, query)
+            yield db, path
     finally:
         db.close()
 
