@@ -93,10 +93,3 @@ def set_condition(
             )
         )
     return result
-
-
-def find_condition(conditions: Sequence[Condition], type: str) -> Condition | None:
-    for condition in conditions:
-        if condition.type == type:
-            return condition
-    return None

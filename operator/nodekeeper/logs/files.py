@@ -63,33 +63,6 @@ def rotated_path(log_path: str | os.PathLike[str], index: int, *, compressed: bo
     return Path(f"{base}.{index}{GZIP_SUFFIX if compressed else ''}")
 
 
-def rotation_set(log_path: str | os.PathLike[str], max_files: int) -> list[Path]:
-    """The container's log files that exist now, oldest first, the live file last.
-
-    Indexes run to ``max_files - 1`` (dockerd keeps live + ``max-file - 1`` rotated files) and on
-    while files exist beyond it, in case the option changed. When both ``.N`` and ``.N.gz`` exist
-    (dockerd is compressing ``.N``), the uncompressed one is listed: they hold the same bytes.
-    Files appear and vanish while this runs; callers must tolerate a listed path being gone.
-    """
-    found: list[Path] = []
-    index = 1
-    while True:
-        plain = rotated_path(log_path, index)
-        packed = rotated_path(log_path, index, compressed=True)
-        if plain.exists():
-            found.append(plain)
-        elif packed.exists():
-            found.append(packed)
-        elif index >= max_files - 1:
-            break
-        index += 1
-    found.reverse()
-    live = rotated_path(log_path, 0)
-    if live.exists():
-        found.append(live)
-    return found
-
-
 class Gunzip:
     """Random-looking reads of a gzip file's decompressed bytes, done as one forward stream.
 

@@ -164,9 +164,6 @@ class Watcher:
         """Containers the pipeline must read on its timer: no inotify watch covers them."""
         return set(self._polled)
 
-    def watched(self) -> set[str]:
-        return set(self._watched)
-
     def fileno(self) -> int:
         """The inotify descriptor (``/proc/self/fdinfo/<fd>`` lists its kernel watches)."""
         return self._inotify.fd

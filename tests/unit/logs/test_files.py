@@ -14,7 +14,6 @@ from nodekeeper.logs.files import (
     fingerprint,
     identity,
     matches,
-    rotation_set,
 )
 from nodekeeper.logs.records import FINGERPRINT_BYTES, FilePosition
 from tests.unit.logs.fakedockerd import FakeDockerd
@@ -113,40 +112,6 @@ class TestMatching:
         packed.write_bytes(gzip.compress(b"anything\n"))
         position = FilePosition(str(packed), 0, 0, b"", 0)
         assert not matches(position, open_fd(packed, opened), compressed=True)
-
-
-class TestRotationSet:
-    def test_oldest_first_live_last_compressed_or_not(self, tmp_path: Path) -> None:
-        dockerd = FakeDockerd(tmp_path, max_files=4, compress=True)
-        for _ in range(3):
-            dockerd.lines(5)
-            dockerd.rotate()
-        dockerd.lines(5)
-        dockerd.rotate(compress_now=False)  # the newest rotated file is not compressed yet
-        names = [path.name for path in rotation_set(dockerd.path, 4)]
-        log = dockerd.path.name
-        assert names == [f"{log}.3.gz", f"{log}.2.gz", f"{log}.1", log]
-
-    def test_the_uncompressed_file_wins_while_dockerd_compresses_it(self, tmp_path: Path) -> None:
-        log = tmp_path / "c-json.log"
-        log.write_bytes(b"live\n")
-        Path(f"{log}.1").write_bytes(b"old\n")
-        Path(f"{log}.1.gz").write_bytes(gzip.compress(b"old\n"))
-        assert rotation_set(log, 5) == [Path(f"{log}.1"), log]
-
-    def test_gaps_and_a_missing_live_file_are_tolerated(self, tmp_path: Path) -> None:
-        log = tmp_path / "c-json.log"
-        Path(f"{log}.3").write_bytes(b"3\n")
-        Path(f"{log}.1").write_bytes(b"1\n")
-        assert rotation_set(log, 5) == [Path(f"{log}.3"), Path(f"{log}.1")]
-        Path(f"{log}.7").write_bytes(b"beyond max-file, after a gap\n")
-        assert Path(f"{log}.7") not in rotation_set(log, 5)
-
-    def test_files_beyond_max_file_are_listed_while_contiguous(self, tmp_path: Path) -> None:
-        log = tmp_path / "c-json.log"
-        for index in (1, 2, 3):
-            Path(f"{log}.{index}").write_bytes(b"x\n")
-        assert rotation_set(log, 2) == [Path(f"{log}.{i}") for i in (3, 2, 1)]
 
 
 class TestGunzip:
