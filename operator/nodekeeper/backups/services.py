@@ -11,7 +11,7 @@ from nodekeeper.backups.runlogs import RunLogs
 from nodekeeper.backups.tasks import TaskLogs, TaskRunner
 from nodekeeper.kube.backupruns import BackupRuns
 from nodekeeper.kube.configmaps import ConfigMaps
-from nodekeeper.kube.secrets import Secrets
+from nodekeeper.kube.protocols import SecretReader
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.logstream import ContainerLogs
 
@@ -31,7 +31,7 @@ class BackupServices:
         containers: Containers,
         config_maps: ConfigMaps,
         runs: BackupRuns,
-        secrets: Secrets,
+        secrets: SecretReader,
         registry: CollectorRegistry,
         node_name: str,
         log_cap_bytes: int = DEFAULT_CAP_BYTES,

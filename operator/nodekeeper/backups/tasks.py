@@ -25,15 +25,13 @@ from nodekeeper.api.times import parse_datetime
 from nodekeeper.backups import outcomes, restic
 from nodekeeper.backups.outcomes import Outcome
 from nodekeeper.kube.errors import KubeRejected
+from nodekeeper.kube.protocols import SecretReader
 from nodekeeper.kube.secrets import SecretKeyMissing
-from nodekeeper.runtime.containers import Containers, ContainerSpec, ContainerState
+from nodekeeper.runtime.containers import ContainerSpec, ContainerState
 from nodekeeper.runtime.errors import ContainerCreateFailed, ContainerNotFound, ImageNotFound
+from nodekeeper.runtime.protocols import ContainerRuntime
 
 POLL_SECONDS = 1.0
-
-
-class SecretReader(Protocol):
-    async def value(self, namespace: str, name: str, key: str) -> str: ...
 
 
 class TaskStartError(Exception):
@@ -84,7 +82,7 @@ class TaskLogs(Protocol):
 class TaskRunner:
     def __init__(
         self,
-        containers: Containers,
+        containers: ContainerRuntime,
         logs: TaskLogs,
         secrets: SecretReader,
         *,
