@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nodekeeper.kube.errors import KubeError
-from nodekeeper.kube.events import NodeEvents
-from nodekeeper.kube.nodes import NodeCondition, NodeConditionWriter
+from nodekeeper.kube.nodes import NodeCondition
+from nodekeeper.kube.protocols import EventPoster, NodeConditionPatcher
 from nodekeeper.pressure.psi import RESOURCES
 from nodekeeper.pressure.sampler import PressureSampler
 from nodekeeper.pressure.thresholds import PressureTracker, Transition
@@ -30,8 +30,8 @@ class NodePressure:
         *,
         sampler: PressureSampler,
         tracker: PressureTracker,
-        writer: NodeConditionWriter,
-        events: NodeEvents,
+        writer: NodeConditionPatcher,
+        events: EventPoster,
         heartbeat_seconds: float,
         pressure_root: Path,
         trigger_stall_us: int,
