@@ -96,6 +96,12 @@ def test_every_pressure_reason_is_a_documented_code() -> None:
     assert set(typing.get_args(RefusalCode)) <= set(codes.ERROR_CODES)
 
 
+def test_node_reasons_are_documented_as_the_code_words_them() -> None:
+    documented = dict(table("Condition reasons"))
+    for reason, meaning in codes.NODE_REASONS.items():
+        assert documented[f"`{reason}`"] == meaning, reason
+
+
 def test_every_backup_outcome_is_a_documented_reason() -> None:
     assert set(BACKUP_REASONS) <= set(codes.REASONS)
 

@@ -33,6 +33,7 @@ NODE_CONDITION_TYPES: dict[str, str] = {
     "io": "NodekeeperIOPressure",
 }
 _RESOURCE_NAMES = {"memory": "Memory", "cpu": "CPU", "io": "IO"}
+_RESOURCE_WORDS = {"memory": "memory", "cpu": "CPU", "io": "IO"}  # inside a sentence
 PSI_UNAVAILABLE = "PSIUnavailable"
 NOT_YET_SAMPLED = "NotYetSampled"
 
@@ -49,19 +50,19 @@ def calm_reason(resource: str) -> str:
 
 NODE_REASONS: dict[str, str] = {
     **{
-        pressure_reason(r): f"Node `{kind}=True`: {r} PSI stayed at or above the enter "
+        pressure_reason(r): f"Node `{kind}=True`: {_RESOURCE_WORDS[r]} PSI stayed at or above the enter "
         "threshold for the sustain window; new Workloads are refused."
         for r, kind in NODE_CONDITION_TYPES.items()
     },
     **{
-        calm_reason(r): f"Node `{kind}=False`: {r} PSI is below the threshold, or has not "
+        calm_reason(r): f"Node `{kind}=False`: {_RESOURCE_WORDS[r]} PSI is below the threshold, or has not "
         "stayed above it for the sustain window."
         for r, kind in NODE_CONDITION_TYPES.items()
     },
     PSI_UNAVAILABLE: "Node condition Unknown: no PSI figures for the resource: the kernel gives "
     "none (built without CONFIG_PSI or booted with psi=0; boot with psi=1), or its pressure file "
-    "could not be parsed (the agent's log names it; nodekeeper_pressure_read_errors_total counts "
-    "it).",
+    "could not be parsed (the agent's log names it; `nodekeeper_pressure_read_errors_total` "
+    "counts it).",
     NOT_YET_SAMPLED: "Node condition Unknown: the agent has not sampled PSI yet.",
 }
 
