@@ -50,13 +50,13 @@ def calm_reason(resource: str) -> str:
 
 NODE_REASONS: dict[str, str] = {
     **{
-        pressure_reason(r): f"Node `{kind}=True`: {_RESOURCE_WORDS[r]} PSI stayed at or above the enter "
-        "threshold for the sustain window; new Workloads are refused."
+        pressure_reason(r): f"Node `{kind}=True`: {_RESOURCE_WORDS[r]} PSI stayed at or above "
+        "the enter threshold for the sustain window; new Workloads are refused."
         for r, kind in NODE_CONDITION_TYPES.items()
     },
     **{
-        calm_reason(r): f"Node `{kind}=False`: {_RESOURCE_WORDS[r]} PSI is below the threshold, or has not "
-        "stayed above it for the sustain window."
+        calm_reason(r): f"Node `{kind}=False`: {_RESOURCE_WORDS[r]} PSI is below the "
+        "threshold, or has not stayed above it for the sustain window."
         for r, kind in NODE_CONDITION_TYPES.items()
     },
     PSI_UNAVAILABLE: "Node condition Unknown: no PSI figures for the resource: the kernel gives "
