@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help venv lint format crds chart chart-schema image unit component integration binaries e2e cluster cluster-down kind-e2e test docker run clean bench-logs rules dashboards observability
+.PHONY: help venv lock lint format crds chart chart-schema image unit component integration binaries e2e cluster cluster-down kind-e2e test docker run clean bench-logs rules dashboards observability
 
 help:
 	@echo "make run          local control plane + agent for this node (see README)"
@@ -21,6 +21,21 @@ help:
 	@echo "make cluster | cluster-down               the local control plane (e2e/cluster.sh)"
 	@echo "make binaries     kube-apiserver, etcd, kube-controller-manager, kubectl, helm (e2e/build.sh)"
 	@echo "make bench-logs   log throughput against rsyslog (a benchmark, not part of make test)"
+	@echo "make lock         refresh requirements.lock from pyproject.toml (UPGRADE=1: newest of all)"
+
+# requirements.lock: the exact version and hashes of every package .venv/ holds (runtime, the dev
+# extra, pip and the build backend setuptools), for CI's Python 3.11 on Linux. Made by uv, itself
+# pinned here; an existing pin is kept unless pyproject.toml rules it out, or UPGRADE=1 is given.
+UV_VERSION ?= 0.13.9
+LOCK_PYTHON ?= 3.11
+
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	{ $(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'; echo pip; } \
+	  | $(BIN)/uv pip compile pyproject.toml - --extra dev --generate-hashes $(if $(filter 1,$(UPGRADE)),--upgrade) \
+	      --python-version $(LOCK_PYTHON) --python-platform linux --custom-compile-command 'make lock' --quiet \
+	      -o requirements.lock
 
 venv: $(VENV)/.installed
 
