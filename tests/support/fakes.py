@@ -62,14 +62,26 @@ class Changes:
 
     async def until(self, check: Callable[[], object], *, seconds: float = 60.0) -> None:
         """Return once ``check()`` is true; TimeoutError after ``seconds`` (loop time)."""
-        async with asyncio.timeout(seconds):
-            while not check():
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiters.add(waiter)
-                try:
-                    await waiter
-                finally:
-                    self._waiters.discard(waiter)
+        try:
+            async with asyncio.timeout(seconds):
+                while not check():
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiters.add(waiter)
+                    try:
+                        await waiter
+                    finally:
+                        self._waiters.discard(waiter)
+        except TimeoutError:
+            raise TimeoutError(f"not true after {seconds} s of loop time") from None
+
+
+LOOP_EPOCH = 1_800_000_000.0  # 2027-01-15T08:00:00Z: what loop_clock() says at loop time 0
+
+
+def loop_clock() -> float:
+    """Wall-clock time that moves with the running loop's time (looptime's, in the unit tests),
+    so the times a fake stamps agree with the waits the code under test schedules."""
+    return LOOP_EPOCH + asyncio.get_running_loop().time()
 
 
 def docker_time(seconds: float) -> str:
@@ -118,7 +130,8 @@ class FakeEvents:
 
 
 class FakeRuntime:
-    """A Docker engine in a dict. Times are wall-clock (``clock``), as Docker's are.
+    """A Docker engine in a dict. It stamps times with ``clock``: the wall clock, as Docker
+    does, or :func:`loop_clock` where the code under test waits in loop time (looptime).
 
     The test acts as the world outside the agent: :meth:`exit`, :meth:`vanish`, an engine that is
     down (``unavailable``), images not on the node (``missing_images``), one-off failures
@@ -152,24 +165,20 @@ class FakeRuntime:
         """The next call of ``method`` (``run``, ``start``, ``find``, ...) raises ``error``."""
         self._failures[method].append(error)
 
-    def exit(
-        self, container_id: str, code: int, *, oom: bool = False, ran_for: float | None = None
-    ) -> ContainerState:
-        """The container's process ends with ``code`` (killed for memory when ``oom``).
+    def pending_failures(self, method: str) -> int:
+        """How many failures :meth:`fail_next` queued for ``method`` are still to come."""
+        return len(self._failures[method])
 
-        ``ran_for`` backdates its start: a run that long ended now.
-        """
+    def exit(self, container_id: str, code: int, *, oom: bool = False) -> ContainerState:
+        """The container's process ends with ``code`` (killed for memory when ``oom``)."""
         state = self.containers[container_id]
         assert state.running, f"container {container_id[:12]} is {state.status}, not running"
-        now = self.clock()
-        started_at = state.started_at if ran_for is None else docker_time(now - ran_for)
         exited = dataclasses.replace(
             state,
             status="exited",
             exit_code=code,
             oom_killed=oom,
-            started_at=started_at,
-            finished_at=docker_time(now),
+            finished_at=docker_time(self.clock()),
         )
         self.containers[container_id] = exited
         if oom:
