@@ -594,6 +594,26 @@ class TestDockerFailures:
 
         assert "errorCode" not in status(body)
 
+    @pytest.mark.xfail(
+        strict=True,
+        reason="a refused restart is retried at once and forever: once retry_at has passed, "
+        "every look finds restart_in 0 and the daemon hammers dockerd in a tight loop",
+    )
+    async def test_a_restart_docker_keeps_refusing_is_not_retried_in_a_tight_loop(
+        self, node: Node
+    ) -> None:
+        body = workload(backoff={"initialSeconds": 10})
+        refusals = 50
+        async with node.monitoring(body):
+            container = await node.started(body)
+            for _ in range(refusals):
+                node.runtime.fail_next("start", ContainerCreateFailed("port is already allocated"))
+            node.runtime.exit(container.id, 1)
+            await asyncio.sleep(60)
+            attempts = refusals - node.runtime.pending_failures("start")
+
+        assert attempts <= 10  # at most one every few seconds, not as fast as dockerd answers
+
     async def test_a_restart_docker_refuses_is_tried_again(self, node: Node) -> None:
         body = workload(backoff={"initialSeconds": 10})
         async with node.monitoring(body):
