@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -88,7 +88,9 @@ class WorkloadSupervisor:
         metrics: Metrics,
         admission: AdmissionGate | None = None,  # the node-pressure gate; None admits regardless
         phases: dict[str, str] | None = None,  # filled here, read by the metrics
+        clock: Callable[[], float] = time.time,  # Unix time, as Docker stamps its containers
     ) -> None:
+        self._clock = clock
         self.node_name = node_name
         self.runner = runner
         self.status = status
@@ -308,14 +310,15 @@ class WorkloadSupervisor:
                 # look. Reporting "no container" first would cost every new Workload a write.
                 self.phases[ref.uid] = "Pending"
                 return None, None
-            observation = observe(state, spec, restarts)
+            observation = observe(state, spec, restarts, now=self._clock())
             self.phases[ref.uid] = observation.phase
             await self.status.runtime(body, observation, restarts=observation.restarts or 0)
         if observation.restart_in is not None:
             return observation, observation.restart_in
         if observation.phase == "Failed" and spec.ttlSecondsAfterFailed is not None:
-            finished = exited_at(state.finished_at, time.time())
-            return observation, max(0.0, finished + spec.ttlSecondsAfterFailed - time.time())
+            now = self._clock()
+            finished = exited_at(state.finished_at, now)
+            return observation, max(0.0, finished + spec.ttlSecondsAfterFailed - now)
         return observation, None
 
     async def _restart(self, body: Mapping[str, Any], observation: Observation) -> bool:

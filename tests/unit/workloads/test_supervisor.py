@@ -10,7 +10,6 @@ real engine and API server.
 
 import asyncio
 import contextlib
-import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -24,8 +23,6 @@ from nodekeeper.api.workload import ADMITTED, PLURAL, READY
 from nodekeeper.metrics import Metrics
 from nodekeeper.runtime.containers import ContainerState
 from nodekeeper.runtime.errors import ContainerCreateFailed
-from nodekeeper.workloads import policy as policy_module
-from nodekeeper.workloads import supervisor as supervisor_module
 from nodekeeper.workloads.images import ImagePolicy
 from nodekeeper.workloads.runner import WorkloadRunner
 from nodekeeper.workloads.status import (
@@ -140,6 +137,7 @@ class Node:
             image_policy=ImagePolicy({"*": images}),
             metrics=self.metrics,
             phases=self.phases,
+            clock=loop_clock,  # looptime moves the loop's clock; the fakes stamp the same one
         )
 
     async def until(self, check: Callable[[], object]) -> None:
@@ -191,17 +189,6 @@ class Node:
 
     def sample(self, name: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
-
-
-@pytest.fixture(autouse=True)
-def wall_clock_follows_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The supervisor and the policy read time.time() (no clock is passed in), and looptime moves
-    only the loop's time: without this, an hour of backoff would pass while the wall clock stood
-    still, and every look would find the whole delay still ahead. The fakes stamp the same
-    clock (``loop_clock``), as Docker stamps the wall clock."""
-    clock = types.SimpleNamespace(time=loop_clock)
-    monkeypatch.setattr(supervisor_module, "time", clock)
-    monkeypatch.setattr(policy_module, "time", clock)
 
 
 @pytest.fixture
