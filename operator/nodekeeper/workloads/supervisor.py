@@ -266,6 +266,10 @@ class WorkloadSupervisor:
                 if observation.restart_in is not None:
                     if await self._restart(body, observation):
                         restarts += 1
+                    else:  # Docker refused it: try again later, not as fast as dockerd answers
+                        event = await _next_event(inbox, stop, RETRY_DOCKER_SECONDS)
+                        if event is not None and event.action == RESPEC:
+                            restarts = 0
                 elif observation.phase == "Failed":
                     if await self._expire(body, ref):
                         await stop  # deleted: kopf stops the monitor when the deletion arrives

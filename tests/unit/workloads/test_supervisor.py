@@ -581,11 +581,6 @@ class TestDockerFailures:
 
         assert "errorCode" not in status(body)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a refused restart is retried at once and forever: once retry_at has passed, "
-        "every look finds restart_in 0 and the daemon hammers dockerd in a tight loop",
-    )
     async def test_a_restart_docker_keeps_refusing_is_not_retried_in_a_tight_loop(
         self, node: Node
     ) -> None:
