@@ -33,7 +33,6 @@ import dataclasses
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -43,7 +42,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
 from offline_agent import OfflineAgent, cpu_seconds, docker_time, fake_container, note
+
+from tests.support.processes import stop_gently
 
 START_NS = 1_790_000_000 * 1_000_000_000
 PATHS = ["/api/v1/items", "/api/v1/orders", "/healthz", "/api/v2/users", "/metrics", "/login"]
@@ -96,10 +98,14 @@ class Run:
         return lines / self.stream_seconds if self.stream_seconds > 0 else float("nan")
 
 
-def wait_for(
+def time_until(
     count: Callable[[], float], target: int, started: float, alive: Callable[[], None]
 ) -> tuple[float, float]:
-    """Poll ``count`` until it reaches ``target``: (first seen, done) on the monotonic clock."""
+    """Poll ``count`` until it reaches ``target``: (first seen, done) on the monotonic clock.
+
+    A measurement, not tests.support's eventually_sync(): it keeps the first-seen time, and polls
+    less often once lines flow (each look at nodekeeper is a /metrics scrape, its CPU counted).
+    """
     first = 0.0
     deadline = started + TIMEOUT_SECONDS
     while True:
@@ -127,7 +133,7 @@ def run_nodekeeper(root: Path, lines: int, work: Path) -> Run:
                 return agent.lines()
             return 0.0
 
-        first, done = wait_for(count, lines, agent.started, agent.check_alive)
+        first, done = time_until(count, lines, agent.started_at, agent.check_alive)
         cpu = cpu_seconds(agent.pid)
         malformed = agent.metrics().get("nodekeeper_log_malformed_lines_total", 0.0)
         if malformed:
@@ -136,7 +142,7 @@ def run_nodekeeper(root: Path, lines: int, work: Path) -> Run:
     finally:
         agent.stop()
     shutil.rmtree(state, ignore_errors=True)
-    return Run(done - agent.started, done - first, cpu)
+    return Run(done - agent.started_at, done - first, cpu)
 
 
 def verify_store(path: Path, lines: int, root: Path) -> None:
@@ -208,19 +214,14 @@ def run_rsyslog(logs: list[Path], lines: int, work: Path) -> Run:
             )
 
     try:
-        first, done = wait_for(NewlineCounter(out), lines, started, alive)
+        first, done = time_until(NewlineCounter(out), lines, started, alive)
         cpu = cpu_seconds(process.pid)
         with out.open("rb") as f:
             sample = f.readline()
         if not sample.startswith(b"20") or b" std" not in sample:
             raise RuntimeError(f"rsyslog did not write parsed fields: {sample[:200]!r}")
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_gently(process, grace=30)
     shutil.rmtree(home, ignore_errors=True)
     return Run(done - started, done - first, cpu)
 

@@ -13,113 +13,37 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
+# The repository, for tests.support: a benchmark runs as `python bench/x.py`, with bench/ alone
+# on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.agent import AgentProcess
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests/fixtures/docker/containers" / ("1f" * 32)
-NODEKEEPER = REPO / ".venv" / "bin" / "nodekeeper"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 TEST_IMAGE = "nodekeeper-test/busybox:latest"
 DOCKER_CONTAINERS = Path("/var/lib/docker/containers")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class OfflineAgent:
-    """``nodekeeper run --offline`` on ``root`` with a state directory of its own."""
+class OfflineAgent(AgentProcess):
+    """``nodekeeper run --offline`` on ``root`` (warnings only in its log), spawned at once: a
+    benchmark measures from the process's start (``started_at``), ready or not."""
 
     def __init__(self, root: Path, state_dir: Path, *extra: str) -> None:
-        self.port = free_port()
-        self.state_dir = state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = state_dir / "agent.log"
-        self._log = self.log_path.open("wb")
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [
-                str(NODEKEEPER),
-                "run",
-                "--offline",
-                "--state-dir",
-                str(state_dir),
-                "--log-containers-dir",
-                str(root),
-                "--http-host",
-                "127.0.0.1",
-                "--http-port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                *extra,
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.pid = self.process.pid
-
-    def metrics(self) -> dict[str, float]:
-        """Every sample of /metrics by name (labels joined in, e.g. ``x_bucket{le=0.25}``)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        samples: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-        return samples
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with contextlib.suppress(OSError):
-                url = f"http://127.0.0.1:{self.port}/readyz"
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        return
-            time.sleep(0.05)
-        raise RuntimeError(f"the agent was not ready within {timeout:g} s; see {self.log_path}")
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(
-                f"the agent exited with {self.process.returncode}; see {self.log_path}:\n"
-                + self.log_path.read_text()[-2000:]
-            )
+        more = ("--log-containers-dir", str(root), "--log-level", "warning", *extra)
+        super().__init__(("--offline",), state_dir, more)
+        self.spawn()
 
     def lines(self) -> float:
         return self.metrics().get("nodekeeper_log_lines_total", 0.0)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-    def __enter__(self) -> "OfflineAgent":
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
 
 # --- /proc, read from outside the agent

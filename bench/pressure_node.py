@@ -30,9 +30,11 @@ from pathlib import Path
 import kubernetes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from offline_agent import CLOCK_TICKS, DOCKER_CONTAINERS, NODEKEEPER, TEST_IMAGE, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
+from offline_agent import CLOCK_TICKS, DOCKER_CONTAINERS, TEST_IMAGE
 
 from nodekeeper.pressure.psi import PsiReader
+from tests.support.agent import AgentProcess
 
 CONDITION = "NodekeeperCPUPressure"
 
@@ -119,43 +121,25 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
         )
     workloads = "true" if args.containers else "false"
-    agent = subprocess.Popen(
-        [
-            str(NODEKEEPER),
-            "run",
-            "--node-name",
-            node,
-            "--kubeconfig",
-            os.environ["KUBECONFIG"],
-            "--workloads-enabled",
-            workloads,
-            "--gc-grace-seconds",
-            "86400",
-            "--backup-runs-enabled",
-            "false",
-            "--state-dir",
-            str(state),
-            "--log-containers-dir",
-            str(state / "containers") if not args.containers else str(DOCKER_CONTAINERS),
-            "--http-port",
-            str(free_port()),
-            "--pressure-enter-ratio",
-            "0.2",
-            "--pressure-exit-ratio",
-            "0.1",
-            "--pressure-sustain-seconds",
-            str(args.sustain),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(state / "agent.log").open("wb"),
-    )
     (state / "containers").mkdir()
+    agent = AgentProcess.for_node(
+        node,
+        os.environ["KUBECONFIG"],
+        state,
+        *("--workloads-enabled", workloads, "--gc-grace-seconds", "86400"),
+        *("--backup-runs-enabled", "false"),
+        "--log-containers-dir",
+        str(state / "containers") if not args.containers else str(DOCKER_CONTAINERS),
+        *("--pressure-enter-ratio", "0.2", "--pressure-exit-ratio", "0.1"),
+        *("--pressure-sustain-seconds", str(args.sustain)),
+    )
     seen: queue.Queue[tuple[float, str]] = queue.Queue()
     stop = threading.Event()
     watcher = threading.Thread(target=watch_condition, args=(node, seen, stop), daemon=True)
     watcher.start()
     lags, totals = [], []
     try:
+        agent.start()
         wait_status(seen, "False", 60)
         for run in range(args.runs):
             started = time.monotonic()
@@ -187,8 +171,7 @@ def main() -> int:
         idle = (cpu_seconds(agent.pid) - before) / (time.monotonic() - began)
     finally:
         stop.set()
-        agent.terminate()
-        agent.wait(15)
+        agent.stop()
         names = [f"{run_id}-{number}" for number in range(args.containers)]
         if names:
             subprocess.run(["docker", "rm", "-f", *names], stdout=subprocess.DEVNULL, check=False)
@@ -203,7 +186,7 @@ def main() -> int:
         f"Workload containers): {idle * 100:.2f} % of one core over {args.idle:.0f} s "
         "(sampling goal < 0.5 %)"
     )
-    print(f"agent log: {state / 'agent.log'}")
+    print(f"agent log: {agent.log}")
     return 0
 
 

@@ -14,12 +14,14 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
+from tests.support.agent import AgentProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("NODEKEEPER_CACHE", Path.home() / ".cache" / "nodekeeper"))
@@ -68,39 +70,17 @@ def main() -> int:
     node = kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
     kubectl("create", "namespace", NAMESPACE, check=False)
 
-    log = open(CACHE / "bench-ramp-agent.log", "w")  # noqa: SIM115 - closed at the end
-    agent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nodekeeper.cli",
-            "run",
-            "--node-name",
-            node,
-            "--kubeconfig",
-            kubeconfig,
-            "--http-host",
-            "127.0.0.1",
-            "--http-port",
-            "18081",
-            # The ramp itself is real CPU pressure on 2 cores; the default gate would hold new
-            # Workloads back until it passes, as designed. Measured here: the agent, not the gate.
-            *("--admission-cpu-ratio", "1", "--pressure-enter-ratio", "0.95"),
-            *("--pressure-exit-ratio", "0.9"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    agent = AgentProcess.for_node(
+        node,
+        kubeconfig,
+        CACHE / "bench-ramp-agent",  # kept: the next run resumes its log store, as a node does
+        # The ramp itself is real CPU pressure on 2 cores; the default gate would hold new
+        # Workloads back until it passes, as designed. Measured here: the agent, not the gate.
+        *("--admission-cpu-ratio", "1", "--pressure-enter-ratio", "0.95"),
+        *("--pressure-exit-ratio", "0.9"),
     )
     try:
-        for _ in range(300):
-            if (
-                subprocess.run(
-                    ["curl", "-fs", "http://127.0.0.1:18081/readyz"], capture_output=True
-                ).returncode
-                == 0
-            ):
-                break
-            time.sleep(0.2)
+        agent.start()
         items = [
             {
                 "apiVersion": "nodekeeper.io/v1alpha1",
@@ -175,9 +155,8 @@ def main() -> int:
         print(f"ramp requests by (verb, subresource): {dict(ramp)}")
     finally:
         kubectl("delete", "namespace", NAMESPACE, "--timeout=300s", check=False)
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=30)
-        log.close()
+        agent.stop()
+        print(f"agent log: {agent.log}")
     return 0
 
 

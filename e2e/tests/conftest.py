@@ -5,22 +5,18 @@ nodes run Docker), else `e2e/cluster.sh up` starts the local one. The agent runs
 this machine for one node: E2E_NODE, else the first Node of the cluster.
 """
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+
+from tests.support.agent import AgentProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("NODEKEEPER_CACHE", Path.home() / ".cache" / "nodekeeper"))
@@ -112,97 +108,10 @@ def crds(kubectl: Kubectl) -> None:
         kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class AgentProcess:
-    """`nodekeeper run` for one node, as a process, with its log in a file."""
-
-    def __init__(
-        self,
-        *,
-        node: str,
-        kubeconfig: str,
-        log: Path,
-        extra: tuple[str, ...] = (),
-        state_dir: Path | None = None,  # default: next to the log; pass one to keep it
-    ):
-        self.port = free_port()
-        self.log = log
-        self.state_dir = state_dir or log.parent / f"{log.stem}-state"
-        self._file = log.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nodekeeper.cli",
-                "run",
-                "--node-name",
-                node,
-                "--kubeconfig",
-                kubeconfig,
-                "--http-host",
-                "127.0.0.1",
-                "--http-port",
-                str(self.port),
-                # Each agent its own log store: several agents run on this one machine.
-                "--state-dir",
-                str(self.state_dir),
-                *extra,
-            ],
-            stdout=self._file,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the agent exited: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).ok:
-                    return
-            time.sleep(0.2)
-        raise AssertionError(f"the agent was not ready within {seconds} s")
-
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> float | None:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in (labels or {}).items()
-                ):
-                    return float(sample.value)
-        return None
-
-    def stop(self) -> int:
-        code = stop_gently(self.process)
-        self._file.close()
-        return code
-
-
-def stop_gently(process: "subprocess.Popen[bytes]") -> int:
-    """SIGTERM, then SIGKILL after 15 s; the exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
 @pytest.fixture(scope="session")
 def agent(
     kubeconfig: str, node: str, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentProcess]:
-    log = tmp_path_factory.mktemp("agent") / "agent.log"
     # Garbage collection every second, so the suite sees orphans removed without waiting. On a
     # 2-core CI machine the test suite itself is real CPU pressure (PSI cpu some avg10 of 25 %
     # was seen), which the default gate rightly refuses new Workloads under; this agent's gate
@@ -212,13 +121,13 @@ def agent(
         *("--admission-cpu-ratio", "1"),
         *("--pressure-enter-ratio", "0.95", "--pressure-exit-ratio", "0.9"),
     )
-    process = AgentProcess(node=node, kubeconfig=kubeconfig, log=log, extra=extra)
+    process = AgentProcess.for_node(node, kubeconfig, tmp_path_factory.mktemp("agent"), *extra)
     try:
-        process.wait_ready()
+        process.start()
         yield process
     finally:
         code = process.stop()
-        print(f"agent log: {log} (exit {code})")
+        print(f"agent log: {process.log} (exit {code})")
 
 
 @pytest.fixture
@@ -227,17 +136,6 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     kubectl.run("create", "namespace", name)
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
-
-
-def wait_for(check: Any, seconds: float = 30, what: str = "condition") -> Any:
-    """Poll a real system that offers nothing to subscribe to (bounded; fails on timeout)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {seconds} s")
 
 
 def workload(name: str, namespace: str, node: str, **spec: Any) -> dict[str, Any]:

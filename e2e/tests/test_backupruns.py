@@ -18,13 +18,15 @@ from typing import Any, TypeVar
 import docker
 import pytest
 
-from e2e.tests.conftest import TEST_IMAGE, AgentProcess, Kubectl, wait_for
+from e2e.tests.conftest import TEST_IMAGE, Kubectl
 from nodekeeper.api.times import parse_seconds
 from nodekeeper.backups import commands
 from nodekeeper.backups.runlogs import RunLogs
 from nodekeeper.kube import client
 from nodekeeper.kube.backupruns import BackupRuns
 from nodekeeper.kube.configmaps import ConfigMaps
+from tests.support.agent import AgentProcess
+from tests.support.waiting import eventually_sync
 
 T = TypeVar("T")
 DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -42,45 +44,21 @@ SUMMARY = {
 }
 
 
-class BackupAgent:
-    """`nodekeeper run` for node NODE, as a process, with small history limits; restartable."""
-
-    def __init__(self, kubeconfig: str, log_dir: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.log_dir = log_dir
-        self.process: AgentProcess | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        self.process = AgentProcess(
-            node=NODE,
-            kubeconfig=self.kubeconfig,
-            log=self.log_dir / f"backup-agent-{self.starts}.log",
-            state_dir=self.log_dir / "state",  # one log store across restarts, as on a node
-            extra=(
-                *("--backup-succeeded-history-limit", str(SUCCEEDED_LIMIT)),
-                *("--backup-failed-history-limit", str(FAILED_LIMIT)),
-                *("--admission-cpu-ratio", "1", "--pressure-enter-ratio", "0.95"),
-                *("--pressure-exit-ratio", "0.9"),
-            ),
-        )
-        self.process.wait_ready()
-
-    def stop(self) -> None:
-        assert self.process is not None
-        assert self.process.stop() == 0
-
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> float | None:
-        assert self.process is not None
-        return self.process.metric(name, labels)
-
-
 @pytest.fixture(scope="module")
 def backup_agent(
     kubeconfig: str, crds: None, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BackupAgent]:
-    agent = BackupAgent(kubeconfig, tmp_path_factory.mktemp("backup-agent"))
+) -> Iterator[AgentProcess]:
+    """`nodekeeper run` for node NODE with small history limits; restarted by the tests on one
+    state directory (one log store across restarts, as on a node)."""
+    agent = AgentProcess.for_node(
+        NODE,
+        kubeconfig,
+        tmp_path_factory.mktemp("backup-agent"),
+        *("--backup-succeeded-history-limit", str(SUCCEEDED_LIMIT)),
+        *("--backup-failed-history-limit", str(FAILED_LIMIT)),
+        *("--admission-cpu-ratio", "1", "--pressure-enter-ratio", "0.95"),
+        *("--pressure-exit-ratio", "0.9"),
+    )
     agent.start()
     try:
         yield agent
@@ -94,7 +72,7 @@ def backup_agent(
             "--timeout=60s",
             check=False,
         )
-        agent.stop()
+        assert agent.stop() == 0
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +150,7 @@ def chunk_names(kubectl: Kubectl, name: str, namespace: str) -> list[str]:
 
 def test_exit_codes_and_a_timeout_end_runs_as_restic_means_them(
     kubectl: Kubectl,
-    backup_agent: BackupAgent,
+    backup_agent: AgentProcess,
     namespace: str,
     engine: docker.DockerClient,
     kubeconfig: str,
@@ -239,7 +217,7 @@ def test_exit_codes_and_a_timeout_end_runs_as_restic_means_them(
             all=True, filters={"label": f"nodekeeper.io/namespace={namespace}"}
         )
 
-    wait_for(no_containers, what="task containers removed")
+    eventually_sync(no_containers, what="task containers removed", seconds=30)
     assert events_of(kubectl, "ok", namespace) == ["Started", "Succeeded"]
     assert events_of(kubectl, "password", namespace) == ["Started", "WrongPassword"]
 
@@ -253,7 +231,7 @@ def test_exit_codes_and_a_timeout_end_runs_as_restic_means_them(
 
 
 def test_a_5_mb_log_is_stored_in_chunks_and_comes_back_identical_and_goes_with_its_run(
-    kubectl: Kubectl, backup_agent: BackupAgent, namespace: str, kubeconfig: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, kubeconfig: str
 ) -> None:
     pad = "x" * 994
     script = f'for i in $(seq -w 1 5300); do echo "$i-{pad}"; done'
@@ -277,13 +255,13 @@ def test_a_5_mb_log_is_stored_in_chunks_and_comes_back_identical_and_goes_with_i
     assert stored_log(kubeconfig, namespace, "big") == expected
 
     kubectl.run("delete", "br", "big", "-n", namespace, "--timeout=60s")
-    wait_for(
-        lambda: not chunk_names(kubectl, "big", namespace), seconds=60, what="chunks collected"
+    eventually_sync(
+        lambda: not chunk_names(kubectl, "big", namespace), what="chunks collected", seconds=60
     )
 
 
 def test_an_ingested_result_is_recorded_once(
-    kubectl: Kubectl, backup_agent: BackupAgent, namespace: str, kubeconfig: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, kubeconfig: str
 ) -> None:
     result = {
         "taskId": "ext-1",
@@ -307,8 +285,7 @@ def test_an_ingested_result_is_recorded_once(
 
     # The same result again: applied again, and seen again by a restarted agent (resume).
     kubectl.apply(run_object("external", namespace, result=result))
-    backup_agent.stop()
-    backup_agent.start()
+    backup_agent.restart()
 
     def resumed_unchanged() -> bool:
         value = backup_agent.metric(
@@ -316,14 +293,16 @@ def test_an_ingested_result_is_recorded_once(
         )
         return bool(value)
 
-    wait_for(resumed_unchanged, what="the restarted agent to see the recorded result")
+    eventually_sync(
+        resumed_unchanged, what="the restarted agent to see the recorded result", seconds=30
+    )
     after = kubectl.get("br", "external", "-n", namespace)
     assert after["metadata"]["resourceVersion"] == run["metadata"]["resourceVersion"]
     assert events_of(kubectl, "external", namespace) == ["PartiallyFailed"]
 
 
 def test_ingest_writes_a_large_log_then_the_agent_records_it(
-    kubectl: Kubectl, backup_agent: BackupAgent, namespace: str, kubeconfig: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, kubeconfig: str
 ) -> None:
     log = b"".join(f"{i:07d} ingested line\n".encode() for i in range(300_000))  # 6.6 MB
     result = {"taskId": "ext-big", "status": "Succeeded", "durationSeconds": 3}
@@ -355,7 +334,7 @@ def test_ingest_writes_a_large_log_then_the_agent_records_it(
 
 
 def test_an_invalid_result_is_refused_with_a_readable_reason(
-    kubectl: Kubectl, backup_agent: BackupAgent, namespace: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str
 ) -> None:
     bad = {"taskId": "x", "status": "Maybe", "durationSeconds": 1}
     refused = kubectl.apply(run_object("bad", namespace, result=bad), check=False)
@@ -365,7 +344,7 @@ def test_an_invalid_result_is_refused_with_a_readable_reason(
 
 
 def test_history_limits_keep_the_newest_runs_per_policy_and_node(
-    kubectl: Kubectl, backup_agent: BackupAgent, namespace: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str
 ) -> None:
     for i in range(4):
         result = {"taskId": f"s{i}", "status": "Succeeded", "durationSeconds": 1}
@@ -381,7 +360,7 @@ def test_history_limits_keep_the_newest_runs_per_policy_and_node(
         names = sorted(item["metadata"]["name"] for item in found)
         return names if len(names) == SUCCEEDED_LIMIT + FAILED_LIMIT + 1 else None
 
-    assert wait_for(remaining, seconds=60, what="history limits applied") == [
+    assert eventually_sync(remaining, what="history limits applied", seconds=60) == [
         "h-bad-1",
         "h-ok-2",
         "h-ok-3",
@@ -391,7 +370,7 @@ def test_history_limits_keep_the_newest_runs_per_policy_and_node(
 
 def test_a_run_survives_an_agent_restart_and_is_never_started_twice(
     kubectl: Kubectl,
-    backup_agent: BackupAgent,
+    backup_agent: AgentProcess,
     namespace: str,
     engine: docker.DockerClient,
     kubeconfig: str,
@@ -403,7 +382,7 @@ def test_a_run_survives_an_agent_restart_and_is_never_started_twice(
     script = 'echo "before $PASSWORD"; sleep 4; echo after'
     kubectl.apply(task("resumed", namespace, script, env=env))
     kubectl.run("wait", "--for=condition=Running", "br/resumed", "-n", namespace, "--timeout=60s")
-    backup_agent.stop()  # mid-run: the container keeps running without an agent
+    assert backup_agent.stop() == 0  # mid-run: the container keeps running without an agent
     running = engine.containers.list(
         filters={"label": f"nodekeeper.io/namespace={namespace}", "status": "running"}
     )
@@ -416,8 +395,7 @@ def test_a_run_survives_an_agent_restart_and_is_never_started_twice(
     assert events_of(kubectl, "resumed", namespace) == ["Started", "Succeeded"]
 
     # Finished: a restarted agent leaves it as it is.
-    backup_agent.stop()
-    backup_agent.start()
+    backup_agent.restart()
     kubectl.apply(task("after-restart", namespace, "true"))
     wait_completed(kubectl, "after-restart", namespace)
     again = kubectl.get("br", "resumed", "-n", namespace)
@@ -426,7 +404,7 @@ def test_a_run_survives_an_agent_restart_and_is_never_started_twice(
 
 
 def test_a_missing_secret_fails_the_run_with_a_reason(
-    kubectl: Kubectl, backup_agent: BackupAgent, namespace: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str
 ) -> None:
     env = [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}]
     kubectl.apply(task("nosecret", namespace, "true", env=env))
@@ -436,7 +414,7 @@ def test_a_missing_secret_fails_the_run_with_a_reason(
 
 
 def test_deleting_a_running_run_stops_its_task(
-    kubectl: Kubectl, backup_agent: BackupAgent, namespace: str, engine: docker.DockerClient
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, engine: docker.DockerClient
 ) -> None:
     kubectl.apply(task("doomed", namespace, "sleep 300"))
     kubectl.run("wait", "--for=condition=Running", "br/doomed", "-n", namespace, "--timeout=60s")
@@ -449,7 +427,7 @@ def test_deleting_a_running_run_stops_its_task(
 
 
 def test_metrics_count_runs_and_the_last_success_is_rebuilt_from_the_api(
-    kubectl: Kubectl, backup_agent: BackupAgent, namespace: str, kubeconfig: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, kubeconfig: str
 ) -> None:
     result = {"taskId": "m1", "status": "Succeeded", "durationSeconds": 4}
     kubectl.apply(run_object("counted", namespace, policy="metered", result=result))
@@ -458,8 +436,7 @@ def test_metrics_count_runs_and_the_last_success_is_rebuilt_from_the_api(
     assert (backup_agent.metric("nodekeeper_backup_runs_total", ingested) or 0) >= 1
 
     # A restarted agent shows the last success again: rebuilt from the BackupRuns.
-    backup_agent.stop()
-    backup_agent.start()
+    backup_agent.restart()
     last = backup_agent.metric(
         "nodekeeper_backup_last_success_timestamp_seconds",
         {"namespace": namespace, "policy": "metered"},

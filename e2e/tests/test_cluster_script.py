@@ -18,21 +18,13 @@ from pathlib import Path
 import pytest
 
 from e2e.tests.conftest import CACHE, ROOT
+from tests.support.net import free_ports
 
 CLUSTER_SH = ROOT / "e2e" / "cluster.sh"
 # A guard against a hang, not a timing assertion: a cached `up` takes seconds, each of its
 # readiness waits is bounded by 60 s, and a loaded CI machine is slow.
 HANG_GUARD = 240
 pytestmark = pytest.mark.timeout(3 * HANG_GUARD)
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free now, all different: each stays bound until all are chosen."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def processes_in(path: Path) -> dict[int, str]:

@@ -7,7 +7,6 @@ with tokens from `kubectl create token`, and the permission is the chart's own l
 
 import asyncio
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from e2e.tests.conftest import CACHE, ROOT, Kubectl
 from nodekeeper.kube import client
 from nodekeeper.kube.access import AccessReviewer
 from nodekeeper.server import api_guard
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -168,13 +168,11 @@ async def test_the_log_reader_role_lets_a_caller_in(
     kubectl.run(
         "create", "clusterrolebinding", role, f"--clusterrole={role}", f"--serviceaccount={reader}"
     )
-    deadline = time.monotonic() + 20
-    status = 0
-    while time.monotonic() < deadline:  # the API server's RBAC cache catches up within moments
-        status = (await api.get("/api/v1/ping", headers=bearer(callers["reader"]))).status
-        if status == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert status == 200
+
+    async def let_in() -> bool:
+        return (await api.get("/api/v1/ping", headers=bearer(callers["reader"]))).status == 200
+
+    # The API server's RBAC cache catches up within moments.
+    await eventually(let_in, what="the reader let in (200) once bound", seconds=20, every=0.2)
     response = await api.get("/api/v1/ping", headers=bearer(callers["reader"]))
     assert await response.json() == {"pong": True}

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 import kubernetes.client
 import pytest
 
-from e2e.tests.conftest import AgentProcess, Kubectl
+from e2e.tests.conftest import Kubectl
 from nodekeeper.kube import client
 from nodekeeper.kube.nodes import NodeCondition, NodeConditionWriter
+from tests.support.agent import AgentProcess
+from tests.support.waiting import eventually_sync
 
 T0 = datetime.datetime(2026, 5, 1, 10, 0, 0, tzinfo=datetime.UTC)
 # A type of its own: the running agent owns the real Nodekeeper*Pressure conditions.
@@ -76,13 +78,11 @@ async def test_patching_our_condition_keeps_every_other_condition(
 def test_the_running_agent_reports_its_three_conditions(
     kubectl: Kubectl, agent: AgentProcess, node: str
 ) -> None:
-    from e2e.tests.conftest import wait_for
-
     def reported() -> dict[str, dict[str, str]] | None:
         found = conditions(kubectl, node)
         return found if set(found) >= AGENTS_OWN else None
 
-    found = wait_for(reported, seconds=30, what="the agent's node conditions")
+    found = eventually_sync(reported, what="the agent's node conditions", seconds=30)
 
     # Each condition's first status was announced with an Event about the Node, as the kubelet's.
     def announced() -> set[str] | None:
@@ -97,7 +97,7 @@ def test_the_running_agent_reports_its_three_conditions(
         wanted = {found[kind]["reason"] for kind in AGENTS_OWN}
         return reasons if wanted <= reasons else None
 
-    wait_for(announced, seconds=30, what="the agent's Events about its Node")
+    eventually_sync(announced, what="the agent's Events about its Node", seconds=30)
     assert found["Ready"]["status"] == "True"  # the "kubelet's" condition is still there
     memory = found["NodekeeperMemoryPressure"]
     assert memory["status"] in ("True", "False")

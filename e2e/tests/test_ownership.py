@@ -1,8 +1,10 @@
 """Each agent gets only its node's objects from the API server, and writes to nothing else."""
 
 import time
+from pathlib import Path
 
-from e2e.tests.conftest import AgentProcess, Kubectl, workload
+from e2e.tests.conftest import Kubectl, workload
+from tests.support.agent import AgentProcess
 
 
 def test_other_nodes_objects_never_reach_the_agent(
@@ -30,15 +32,11 @@ def test_a_second_agent_for_another_node_leaves_this_nodes_objects_alone(
     agent: AgentProcess,
     namespace: str,
     node: str,
-    tmp_path: object,
+    tmp_path: Path,
 ) -> None:
-    from pathlib import Path
-
-    other = AgentProcess(
-        node="e2e-other-node", kubeconfig=kubeconfig, log=Path(str(tmp_path)) / "other.log"
-    )
+    other = AgentProcess.for_node("e2e-other-node", kubeconfig, tmp_path / "other")
     try:
-        other.wait_ready()
+        other.start()
         kubectl.apply(workload("mine", namespace, node))
         kubectl.run(
             "wait", "--for=condition=Ready", "workload/mine", "-n", namespace, "--timeout=60s"
@@ -56,22 +54,18 @@ def test_a_second_agent_for_another_node_leaves_this_nodes_objects_alone(
 
 
 def test_an_agent_without_workloads_or_backupruns_needs_no_docker_and_leaves_them_alone(
-    kubectl: Kubectl, kubeconfig: str, namespace: str, tmp_path: object
+    kubectl: Kubectl, kubeconfig: str, namespace: str, tmp_path: Path
 ) -> None:
     """The chart's workloads.enabled=false + backupRuns.enabled=false: no Docker socket at all."""
-    from pathlib import Path
-
-    logs_only = AgentProcess(
-        node="e2e-logs-only-node",
-        kubeconfig=kubeconfig,
-        log=Path(str(tmp_path)) / "logs-only.log",
-        extra=(
-            *("--workloads-enabled", "false", "--backup-runs-enabled", "false"),
-            *("--docker-host", "unix:///nonexistent/docker.sock"),
-        ),
+    logs_only = AgentProcess.for_node(
+        "e2e-logs-only-node",
+        kubeconfig,
+        tmp_path / "logs-only",
+        *("--workloads-enabled", "false", "--backup-runs-enabled", "false"),
+        *("--docker-host", "unix:///nonexistent/docker.sock"),
     )
     try:
-        logs_only.wait_ready()
+        logs_only.start()
         kubectl.apply(workload("unhandled", namespace, "e2e-logs-only-node"))
         # It stays as written (no finalizer, no status) for a while an agent with handlers
         # would have needed well under a second to add its finalizer.

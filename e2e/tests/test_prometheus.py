@@ -24,16 +24,12 @@ import pytest
 import requests
 import yaml
 
-from e2e.tests.conftest import (
-    TEST_IMAGE,
-    AgentProcess,
-    Kubectl,
-    free_port,
-    stop_gently,
-    wait_for,
-    workload,
-)
+from e2e.tests.conftest import TEST_IMAGE, Kubectl, workload
 from observability import promql
+from tests.support.agent import AgentProcess
+from tests.support.net import free_port
+from tests.support.processes import stop_gently
+from tests.support.waiting import eventually_sync
 
 OWN_NODE = f"e2e-prometheus-{uuid.uuid4().hex[:6]}"
 # Grafana's variables as a dashboard would expand them, sized for 1 s scrapes.
@@ -92,7 +88,7 @@ class Prometheus:
             except requests.RequestException:
                 return False
 
-        wait_for(ready, seconds, what="prometheus ready")
+        eventually_sync(ready, what="prometheus ready", seconds=seconds)
 
     def query(self, expr: str) -> dict[str, Any]:
         """The API's answer to an instant query: {"status": ..., "data"|"error": ...}."""
@@ -116,18 +112,16 @@ class Prometheus:
 def own_agent(
     kubeconfig: str, crds: None, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentProcess]:
-    process = AgentProcess(
-        node=OWN_NODE,
-        kubeconfig=kubeconfig,
-        log=tmp_path_factory.mktemp("prometheus-agent") / "agent.log",
-        extra=(
-            *("--memory-limit-bytes", str(4 * 1024**3)),
-            *("--admission-cpu-ratio", "1", "--pressure-enter-ratio", "0.95"),
-            *("--pressure-exit-ratio", "0.9"),
-        ),
+    process = AgentProcess.for_node(
+        OWN_NODE,
+        kubeconfig,
+        tmp_path_factory.mktemp("prometheus-agent"),
+        *("--memory-limit-bytes", str(4 * 1024**3)),
+        *("--admission-cpu-ratio", "1", "--pressure-enter-ratio", "0.95"),
+        *("--pressure-exit-ratio", "0.9"),
     )
     try:
-        process.wait_ready()
+        process.start()
         yield process
     finally:
         # While the agent still runs, so it releases its finalizers.
@@ -196,10 +190,10 @@ def activity(
         kubectl.run(
             "wait", "--for=condition=Ready", "workload/steady", "-n", namespace, "--timeout=90s"
         )
-        wait_for(
+        eventually_sync(
             lambda: (agent.metric("nodekeeper_workload_restarts_total") or 0) >= 2,
-            60,
             what="two restarts of the crash-looping Workload",
+            seconds=60,
         )
         yield namespace
     finally:
@@ -247,13 +241,13 @@ def test_every_dashboard_and_alert_expression_runs_on_series_that_exist(
 ) -> None:
     # A few scrapes of both agents after everything above happened.
     scraped_since = time.time()
-    wait_for(
+    eventually_sync(
         lambda: (
             len(prometheus.series('count_over_time(up{job="nodekeeper"}[1m]) >= 5')) == 2
             and time.time() - scraped_since > 5
         ),
-        60,
         what="five scrapes of both agents",
+        seconds=60,
     )
     names = sorted(referenced())
     # The last series may need one more scrape; then whatever is missing is missing.

@@ -6,11 +6,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
 
-from e2e.tests.conftest import TEST_IMAGE, AgentProcess, Kubectl, wait_for, workload
+from e2e.tests.conftest import TEST_IMAGE, Kubectl, workload
+from tests.support.agent import AgentProcess
+from tests.support.waiting import eventually_sync
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,7 @@ def test_a_vanished_container_is_recreated(
         ready = ready_condition(kubectl, "phoenix", namespace).get("status") == "True"
         return new if new and new != old and ready else None
 
-    wait_for(recreated, seconds=60, what="a recreated container")
+    eventually_sync(recreated, what="a recreated container", seconds=60)
     assert (agent.metric("nodekeeper_garbage_collected_total", {"action": "recreated"}) or 0) >= 1
 
 
@@ -92,7 +95,7 @@ def test_an_orphaned_container_is_removed(
     def removed() -> bool:
         return not engine.containers.list(all=True, filters={"id": orphan.id})
 
-    wait_for(removed, seconds=30, what="the orphan's removal")
+    eventually_sync(removed, what="the orphan's removal", seconds=30)
     after = agent.metric("nodekeeper_garbage_collected_total", {"action": "orphan_removed"})
     assert (after or 0) >= (before or 0) + 1
 
@@ -120,7 +123,7 @@ def test_another_nodes_agent_containers_are_never_collected(
         def collected() -> bool:
             return not engine.containers.list(all=True, filters={"id": ours.id})
 
-        wait_for(collected, seconds=30, what="our own orphan's removal (a collection ran)")
+        eventually_sync(collected, what="our own orphan's removal (a collection ran)", seconds=30)
         time.sleep(3)  # and a few more collections (every second in this suite)
         assert engine.containers.list(all=True, filters={"id": theirs.id})
     finally:
@@ -146,7 +149,7 @@ def test_a_failed_workload_is_deleted_after_its_ttl(
         result = kubectl.run("get", "workload", "brief", "-n", namespace, check=False)
         return "NotFound" in result.stderr
 
-    wait_for(deleted, seconds=60, what="deletion after the TTL")
+    eventually_sync(deleted, what="deletion after the TTL", seconds=60)
     assert not engine.containers.list(
         all=True, filters={"label": f"nodekeeper.io/workload-uid={uid}"}
     )
@@ -193,28 +196,18 @@ def test_release_node_lets_a_lost_nodes_workloads_go(
 
 
 def test_the_admission_gate_refuses_new_workloads_with_the_figures(
-    kubectl: Kubectl, kubeconfig: str, crds: None, namespace: str, tmp_path: object
+    kubectl: Kubectl, kubeconfig: str, crds: None, namespace: str, tmp_path: Path
 ) -> None:
-    from pathlib import Path
-
     # A second agent, for a node of its own, whose memory limit any machine exceeds.
-    gated = AgentProcess(
-        node="e2e-gated-node",
-        kubeconfig=kubeconfig,
-        log=Path(str(tmp_path)) / "gated.log",
-        extra=(
-            "--admission-memory-ratio",
-            "0.001",
-            "--admission-cpu-ratio",
-            "1",
-            "--pressure-enter-ratio",
-            "0.95",
-            "--pressure-exit-ratio",
-            "0.9",
-        ),
+    gated = AgentProcess.for_node(
+        "e2e-gated-node",
+        kubeconfig,
+        tmp_path / "gated",
+        *("--admission-memory-ratio", "0.001", "--admission-cpu-ratio", "1"),
+        *("--pressure-enter-ratio", "0.95", "--pressure-exit-ratio", "0.9"),
     )
     try:
-        gated.wait_ready()
+        gated.start()
         kubectl.apply(workload("held", namespace, "e2e-gated-node"))
 
         def refused() -> dict[str, str] | None:
@@ -224,7 +217,7 @@ def test_the_admission_gate_refuses_new_workloads_with_the_figures(
             )
             return admitted if admitted and admitted["status"] == "False" else None
 
-        admitted = wait_for(refused, seconds=30, what="an admission refusal")
+        admitted = eventually_sync(refused, what="an admission refusal", seconds=30)
         assert admitted["reason"] == "InsufficientResources"
         assert "memory is" in admitted["message"]
         assert "limit 0.1%" in admitted["message"]

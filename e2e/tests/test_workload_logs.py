@@ -6,7 +6,9 @@ import sys
 
 import requests
 
-from e2e.tests.conftest import AgentProcess, Kubectl, wait_for, workload
+from e2e.tests.conftest import Kubectl, workload
+from tests.support.agent import AgentProcess
+from tests.support.waiting import eventually_sync
 
 LINES = 3000
 
@@ -97,7 +99,8 @@ def test_the_agents_log_api_answers_only_a_permitted_caller(
             assert response.status_code == 200, response.text
             return [entry["log"] for entry in response.json()["lines"]] or None
 
-        assert wait_for(answered, what="the Workload's line through the API") == ["via-api\n"]
+        lines = eventually_sync(answered, what="the Workload's line through the API", seconds=30)
+        assert lines == ["via-api\n"]
         bad = requests.get(
             url, params={"since": "yesterday"}, headers={"Authorization": f"Bearer {token}"},
             timeout=10,

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from e2e.tests.conftest import AgentProcess, Kubectl, wait_for, workload
+from e2e.tests.conftest import Kubectl, workload
+from tests.support.agent import AgentProcess
+from tests.support.waiting import eventually_sync
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def test_a_spec_change_replaces_the_container_and_delete_leaves_nothing(
         new = status.get("containerID")
         return new if ready and new and new != old else None
 
-    new = wait_for(replaced, what="a new container for the changed spec")
+    new = eventually_sync(replaced, what="a new container for the changed spec", seconds=30)
     assert containers_of(engine, uid) == [new]
 
     kubectl.run("delete", "workload", "replace", "-n", namespace, "--timeout=60s")
@@ -127,7 +129,7 @@ def test_kubectl_wait_times_out_honestly_for_a_missing_image(
         status = kubectl.get("workload", "noimage", "-n", namespace).get("status", {})
         return status.get("errorCode")
 
-    assert wait_for(pending_reason, what="an errorCode") == "ImageNotFound"
+    assert eventually_sync(pending_reason, what="an errorCode", seconds=30) == "ImageNotFound"
     result = kubectl.run(
         "wait",
         "--for=condition=Ready",

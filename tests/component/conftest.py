@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import kmock
@@ -176,13 +176,6 @@ async def agent(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Agent]:
         CREATED_UIDS.clear()
         containers.close()
         api.close()
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 10) -> None:
-    """Wait for a condition the test cannot be notified of (bounded; fails on timeout)."""
-    async with asyncio.timeout(seconds):
-        while not check():  # noqa: ASYNC110 - a metric offers nothing to await
-            await asyncio.sleep(0.02)
 
 
 def workload_object(

@@ -2,14 +2,11 @@
 cleanly on SIGTERM; it refuses a server older than Kubernetes 1.32 with one line.
 """
 
-import asyncio
 import contextlib
 import json
 import signal
-import socket
-import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +14,8 @@ import kmock
 import pytest
 
 from tests.component.conftest import NODE
+from tests.support.agent import AgentProcess
+from tests.support.waiting import eventually
 
 
 def kubeconfig(path: Path, server: str) -> Path:
@@ -35,12 +34,6 @@ def kubeconfig(path: Path, server: str) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def serve_version(emulator: kmock.KubernetesEmulator, git_version: str) -> None:
     minor = git_version.split(".")[1]
     payload = {"major": "1", "minor": minor, "gitVersion": git_version}
@@ -49,85 +42,53 @@ def serve_version(emulator: kmock.KubernetesEmulator, git_version: str) -> None:
     emulator["get /version/"] << payload
 
 
-async def start_agent(config: Path, port: int, *more: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "nodekeeper.cli",
-        "run",
-        "--node-name",
-        NODE,
-        "--kubeconfig",
-        str(config),
-        "--http-host",
-        "127.0.0.1",
-        "--http-port",
-        str(port),
-        *more,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-@contextlib.asynccontextmanager
-async def agent_process(
-    config: Path, port: int, *more: str
-) -> AsyncIterator[asyncio.subprocess.Process]:
+@contextlib.contextmanager
+def spawned(agent: AgentProcess) -> Iterator[AgentProcess]:
     """The agent as a process, killed on the way out if a test left it running."""
-    process = await start_agent(config, port, *more)
+    agent.spawn()
     try:
-        yield process
+        yield agent
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        if agent.alive():
+            agent.kill()
 
 
-async def until_logged(process: asyncio.subprocess.Process, message: str) -> None:
-    """Read the agent's stderr up to the log line ``message``."""
-    assert process.stderr is not None
-    async with asyncio.timeout(30):  # a hang guard
-        async for line in process.stderr:
-            if json.loads(line)["message"] == message:
-                return
-    raise AssertionError(f"the agent's stderr ended before {message!r}")
+# Not agent.wait_ready() nor agent.stop(): they block, and this loop serves the emulated API
+# server the agent talks to.
+async def until_ready(agent: AgentProcess) -> None:
+    await eventually(agent.ready, what="the agent ready", seconds=30)
 
 
-async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-        while True:
-            assert process.returncode is None, "the agent exited before it was ready"
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
+async def until_exited(agent: AgentProcess, seconds: float) -> int | None:
+    await eventually(agent.exited, what="the agent's exit", seconds=seconds)
+    return agent.returncode
+
+
+def logged_lines(agent: AgentProcess) -> list[dict[str, str]]:
+    return [json.loads(line) for line in agent.output().splitlines()]
 
 
 async def test_sigterm_stops_the_agent_cleanly(
     emulator: kmock.KubernetesEmulator, tmp_path: Path
 ) -> None:
     serve_version(emulator, "v1.35.1")
-    port = free_port()
     config = kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/"))
-    async with agent_process(config, port) as process:
-        await wait_ready(port, process)
+    with spawned(AgentProcess.for_node(NODE, config, tmp_path / "state")) as agent:
+        await until_ready(agent)
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{port}/metrics") as response,
+            session.get(f"{agent.url}/metrics") as response,
         ):
             assert f'node="{NODE}"' in await response.text()
 
-        process.send_signal(signal.SIGTERM)
+        agent.send_signal(signal.SIGTERM)
         began = time.monotonic()
         # The agent promises a stop within its 5 s shutdown timeout; 15 s is the hang guard.
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
+        code = await until_exited(agent, 15)
         print(f"stopped {time.monotonic() - began:.2f} s after SIGTERM")
 
-    assert process.returncode == 0
-    lines = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert code == 0
+    lines = logged_lines(agent)
     assert lines[-1]["message"] == "agent stopped"
     assert not [line for line in lines if line["level"] in ("error", "critical")]
 
@@ -136,20 +97,20 @@ async def test_sigusr1_writes_a_crash_report_of_the_last_minutes_and_the_agent_g
     emulator: kmock.KubernetesEmulator, tmp_path: Path
 ) -> None:
     serve_version(emulator, "v1.35.1")
-    port = free_port()
-    state = tmp_path / "state"
     config = kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/"))
-    more = ("--state-dir", str(state), "--log-containers-dir", str(tmp_path))
-    async with agent_process(config, port, *more) as process:
-        await wait_ready(port, process)
-        process.send_signal(signal.SIGUSR1)
-        await until_logged(process, "crash report written")
-        reports = sorted(state.glob("crash-*.json"))
-        await wait_ready(port, process)  # still serving
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.communicate(), timeout=15)
+    more = ("--log-containers-dir", str(tmp_path))
+    with spawned(AgentProcess.for_node(NODE, config, tmp_path / "state", *more)) as agent:
+        await until_ready(agent)
+        agent.send_signal(signal.SIGUSR1)
+        await eventually(
+            lambda: agent.logged("crash report written"), what="a crash report", seconds=30
+        )
+        reports = sorted(agent.state_dir.glob("crash-*.json"))
+        await until_ready(agent)  # still serving
+        agent.send_signal(signal.SIGTERM)
+        code = await until_exited(agent, 15)
 
-    assert process.returncode == 0
+    assert code == 0
     report = json.loads(reports[0].read_text())
     assert report["reason"] == "SIGUSR1"
     snapshot = report["snapshots"][-1]
@@ -169,12 +130,11 @@ async def test_an_old_server_is_refused_with_one_line(
     emulator: kmock.KubernetesEmulator, tmp_path: Path, old: str
 ) -> None:
     serve_version(emulator, old)
-    process = await start_agent(
-        kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/")), free_port()
-    )
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 1
-    assert stderr.decode() == (
+    config = kubeconfig(tmp_path / "kc", str(emulator.url).rstrip("/"))
+    with spawned(AgentProcess.for_node(NODE, config, tmp_path / "state")) as agent:
+        code = await until_exited(agent, 60)
+    assert code == 1
+    assert agent.output() == (
         f"nodekeeper: Kubernetes {old} is too old: nodekeeper needs 1.32 or newer "
         "(CRD selectableFields); upgrade the control plane\n"
     )
@@ -220,18 +180,21 @@ class SlowVersionServer:
 async def test_sigterm_during_start_up_stops_the_agent_cleanly(
     tmp_path: Path, delay: float | None
 ) -> None:
-    more = ("--state-dir", str(tmp_path), "--log-level", "debug")
     with SlowVersionServer(delay=delay) as server:
         config = kubeconfig(tmp_path / "kc", server.url)
-        async with agent_process(config, free_port(), *more) as process:
-            await until_logged(process, "connecting to the API server")
-            process.send_signal(signal.SIGTERM)  # while /version is still on its way
+        agent = AgentProcess.for_node(NODE, config, tmp_path / "state", "--log-level", "debug")
+        with spawned(agent):
+            connecting = "connecting to the API server"
+            await eventually(lambda: agent.logged(connecting), what=connecting, seconds=30)
+            agent.send_signal(signal.SIGTERM)  # while /version is still on its way
             # Within the agent's 5 s shutdown timeout, even with the call still waiting (30 s):
             # 15 s is the hang guard.
-            _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
+            code = await until_exited(agent, 15)
 
-    assert process.returncode == 0
-    lines = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert code == 0
+    lines = logged_lines(agent)
+    # What it logged after it began to connect:
+    lines = lines[[line["message"] for line in lines].index(connecting) + 1 :]
     assert lines[0]["message"] == "stopping during start-up"
     assert lines[-1]["message"] == "agent stopped"
     assert not [line for line in lines if line["level"] in ("error", "critical")]
@@ -240,17 +203,17 @@ async def test_sigterm_during_start_up_stops_the_agent_cleanly(
 async def test_an_api_server_that_never_answers_is_one_line_after_the_api_timeout(
     tmp_path: Path,
 ) -> None:
-    more = ("--state-dir", str(tmp_path), "--api-timeout-seconds", "3")
     with SlowVersionServer(delay=None) as server:
         config = kubeconfig(tmp_path / "kc", server.url)
-        async with agent_process(config, free_port(), *more) as process:
+        more = ("--api-timeout-seconds", "3")
+        with spawned(AgentProcess.for_node(NODE, config, tmp_path / "state", *more)) as agent:
             began = time.monotonic()
-            _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+            code = await until_exited(agent, 60)
 
-    assert process.returncode == 1
+    assert code == 1
     # The limit the user set, enforced: at most one retry of the 3 s call, 6 s (urllib3's
     # default of three retries made it 12 s); the rest of the bound is the process's start-up.
     assert time.monotonic() - began < 10
-    last = stderr.decode().splitlines()[-1]
+    last = agent.output().splitlines()[-1]
     assert last.startswith("nodekeeper: ")
     assert "timed out" in last

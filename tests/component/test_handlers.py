@@ -10,9 +10,9 @@ from tests.component.conftest import (
     WORKLOADS,
     Agent,
     backuprun_object,
-    eventually,
     workload_object,
 )
+from tests.support.waiting import eventually
 
 
 def status(emulator: kmock.KubernetesEmulator, resource: Any, name: str) -> dict[str, Any]:
@@ -50,7 +50,11 @@ async def test_a_valid_workload_of_this_node_runs_and_becomes_ready(
     assert (admitted["status"], admitted["reason"]) == ("True", "Admitted")
     assert admitted["observedGeneration"] == 1
 
-    await eventually(lambda: status(emulator, WORKLOADS, "web").get("phase") == "Running")
+    await eventually(
+        lambda: status(emulator, WORKLOADS, "web").get("phase") == "Running",
+        what="the Workload web Running",
+        seconds=10,
+    )
     result = status(emulator, WORKLOADS, "web")
     ready = condition(applied(emulator, "web", "nodekeeper-runtime"), "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "ContainerRunning")
@@ -69,7 +73,11 @@ async def test_an_invalid_workload_gets_a_reason_and_a_message_naming_the_field(
     )
     assert await agent.workloads.next_call() == ("bad", True)
 
-    await eventually(lambda: status(emulator, WORKLOADS, "bad").get("phase") == "Failed")
+    await eventually(
+        lambda: status(emulator, WORKLOADS, "bad").get("phase") == "Failed",
+        what="the Workload bad Failed",
+        seconds=10,
+    )
     result = status(emulator, WORKLOADS, "bad")
     assert result["errorCode"] == "InvalidSpec"
     admitted = condition(applied(emulator, "bad", "nodekeeper-agent"), "Admitted")
@@ -100,7 +108,11 @@ async def test_another_nodes_objects_are_never_written(
         )
         return value or 0
 
-    await eventually(lambda: foreign("Workload") >= 1 and foreign("BackupRun") >= 1)
+    await eventually(
+        lambda: foreign("Workload") >= 1 and foreign("BackupRun") >= 1,
+        what="foreign events of both kinds counted",
+        seconds=10,
+    )
     writes = [r for r in emulator if r.method in ("PATCH", "PUT", "DELETE")]
     assert {r.name for r in writes} == {"ours"}
     # Not even kopf's diff-base annotation or finalizer went onto the other node's objects.

@@ -19,6 +19,7 @@ from nodekeeper.runtime.events import RESYNC, ContainerEvents
 from nodekeeper.workloads.policy import observe
 from nodekeeper.workloads.runner import WorkloadRunner
 from tests.integration.conftest import DOCKER_HOST, TEST_IMAGE
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,9 +30,11 @@ def running(name: str) -> bool:
 
 async def restart_dockerd() -> None:
     await asyncio.to_thread(subprocess.run, ["pkill", "-TERM", "-x", "dockerd"], check=False)
-    async with asyncio.timeout(60):
-        while await asyncio.to_thread(running, "dockerd"):  # noqa: ASYNC110 - nothing to await
-            await asyncio.sleep(0.2)
+
+    async def stopped() -> bool:
+        return not await asyncio.to_thread(running, "dockerd")
+
+    await eventually(stopped, what="dockerd stopped after SIGTERM", seconds=60, every=0.2)
     await asyncio.to_thread(
         subprocess.run, [str(ROOT / "scripts" / "docker-up.sh")], check=True, capture_output=True
     )

@@ -5,150 +5,35 @@ teardown; the agent follows only containers with that prefix (``--log-include``)
 engineers' containers on the same engine neither slow it down nor appear in the results.
 """
 
-import contextlib
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from nodekeeper.logs.query import MAX_LIMIT, container_lines
 from nodekeeper.logs.records import Checkpoint, StoredLine
 from nodekeeper.logs.store import decode_checkpoint
 from tests.integration.conftest import TEST_IMAGE
+from tests.support.agent import AgentProcess
+from tests.support.waiting import eventually_sync
 
 DOCKER_CONTAINERS = Path("/var/lib/docker/containers")
 LOG_STORE = "logs.db"
 RUN_PREFIX = f"nkrel-{uuid.uuid4().hex[:8]}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], bool], seconds: float, every: float = 0.1) -> None:
-    """Poll until `check()` holds: a hang guard, never a timing assertion."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {seconds} s")
-
-
-class AgentProcess:
-    """`nodekeeper run --offline` on its own port and state directory; killed and restarted at will.
-
-    Every start appends to the same log file, so a failure shows the whole history.
-    """
-
-    def __init__(self, state_dir: Path, *, extra: tuple[str, ...] = ()) -> None:
-        self.state_dir = state_dir
-        self.store = state_dir / LOG_STORE
-        self.log = state_dir / "agent.log"
-        self.extra = extra
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        assert self.process is None or self.process.poll() is not None, "already running"
-        self.starts += 1
-        with self.log.open("ab") as log:
-            log.write(f"--- start {self.starts}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    *("-m", "nodekeeper.cli", "run", "--offline"),
-                    *("--state-dir", str(self.state_dir)),
-                    *("--http-host", "127.0.0.1", "--http-port", str(self.port)),
-                    *("--log-poll-seconds", "0.2"),
-                    *("--log-include", f'["name={RUN_PREFIX}-*"]'),
-                    *self.extra,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.wait_ready()
+class LogAgent(AgentProcess):
+    """`nodekeeper run --offline` (only this run's containers), and readers of what it stored."""
 
     @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def wait_ready(self, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"the agent exited: {self.log_tail()}")
-            if self.ready():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"the agent was not ready within {seconds} s: {self.log_tail()}")
-
-    def ready(self) -> bool:
-        with contextlib.suppress(requests.RequestException):
-            return requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).ok
-        return False
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as when the kernel's OOM killer or a node crash hits."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def restart_after_kill(self) -> None:
-        self.kill()
-        self.start()
-
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    # --- what a user observes ---
-
-    def metrics(self) -> dict[str, float]:
-        """Every sample of /metrics by name (unlabelled series; the log ones have no labels)."""
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return {
-            sample.name: float(sample.value)
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if not sample.labels
-        }
-
-    def metric(self, name: str) -> float:
-        values = self.metrics()
-        assert name in values, f"{name} is not in /metrics"
-        return values[name]
+    def store(self) -> Path:
+        return self.state_dir / LOG_STORE
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -174,7 +59,7 @@ class AgentProcess:
             previous = len(found)
             return stable
 
-        wait_for(f"the agent to drain {container}", settled, seconds, every=0.5)
+        eventually_sync(settled, what=f"the agent to drain {container}", seconds=seconds, every=0.5)
         return found
 
 
@@ -225,14 +110,17 @@ def stored_checkpoint(store: Path, container_id: str) -> Checkpoint | None:
 
 
 @pytest.fixture
-def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+def agent_factory(tmp_path: Path) -> Iterator[Callable[..., LogAgent]]:
     """Make (and start) agents; each is stopped at teardown, its log printed on failure."""
-    started: list[AgentProcess] = []
+    started: list[LogAgent] = []
 
-    def make(*extra: str, state_dir: Path | None = None) -> AgentProcess:
-        directory = state_dir or tmp_path / f"state-{len(started)}"
-        directory.mkdir(parents=True, exist_ok=True)
-        agent = AgentProcess(directory, extra=extra)
+    def make(*extra: str, state_dir: Path | None = None) -> LogAgent:
+        agent = LogAgent.offline(
+            state_dir or tmp_path / f"state-{len(started)}",
+            *("--log-poll-seconds", "0.2"),
+            *("--log-include", f'["name={RUN_PREFIX}-*"]'),
+            *extra,
+        )
         started.append(agent)
         agent.start()
         return agent
@@ -244,7 +132,7 @@ def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
 
 
 @pytest.fixture
-def agent(agent_factory: Callable[..., AgentProcess]) -> AgentProcess:
+def agent(agent_factory: Callable[..., LogAgent]) -> LogAgent:
     return agent_factory()
 
 

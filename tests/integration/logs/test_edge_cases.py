@@ -19,14 +19,14 @@ from nodekeeper.api.times import rfc3339_ns
 from nodekeeper.logs.records import Flag
 from tests.integration.logs.conftest import (
     RUN_PREFIX,
-    AgentProcess,
     DockerCli,
+    LogAgent,
     fake_container,
     new_container_id,
     numbers,
-    wait_for,
     writer_script,
 )
+from tests.support.waiting import eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -34,7 +34,7 @@ MAX_LINE = 64 * 1024
 
 
 def test_a_line_docker_split_is_stored_once_whole_and_one_over_the_limit_is_cut(
-    agent_factory: Callable[..., AgentProcess], docker: DockerCli
+    agent_factory: Callable[..., LogAgent], docker: DockerCli
 ) -> None:
     agent = agent_factory("--log-max-line-bytes", str(MAX_LINE))
     # 40,000 characters: Docker writes 3 partial records (16 KiB each); 100,000: 7, and past
@@ -68,18 +68,18 @@ def test_a_line_docker_split_is_stored_once_whole_and_one_over_the_limit_is_cut(
 
 
 def test_a_container_removed_while_being_read_keeps_its_lines_up_to_the_removal(
-    agent: AgentProcess, docker: DockerCli
+    agent: LogAgent, docker: DockerCli
 ) -> None:
     script = writer_script(tag="R", per_stream=200, batches=100_000, pause_us=20_000)
     name, container_id = docker.run("removed", script)
-    wait_for("lines stored", lambda: len(agent.lines(container_id)) >= 4000, 30)
+    eventually_sync(lambda: len(agent.lines(container_id)) >= 4000, what="lines stored", seconds=30)
     docker.remove(name)
     assert not (Path("/var/lib/docker/containers") / container_id).exists()
 
-    wait_for(
-        "the removed container let go",
+    eventually_sync(
         lambda: agent.metric("nodekeeper_log_containers_followed") == 0,
-        30,
+        what="the removed container let go",
+        seconds=30,
     )
     assert agent.ready()
     assert agent.alive()
@@ -106,7 +106,7 @@ def fake_root(tmp_path: Path) -> Path:
     return root
 
 
-def fake_agent(factory: Callable[..., AgentProcess], root: Path) -> AgentProcess:
+def fake_agent(factory: Callable[..., LogAgent], root: Path) -> LogAgent:
     return factory("--log-containers-dir", str(root), "--log-max-line-bytes", str(MAX_LINE))
 
 
@@ -116,7 +116,7 @@ def append(path: Path, data: bytes) -> None:
 
 
 def test_invalid_json_and_nul_bytes_are_kept_raw_flagged_and_counted(
-    agent_factory: Callable[..., AgentProcess], fake_root: Path
+    agent_factory: Callable[..., LogAgent], fake_root: Path
 ) -> None:
     container_id = new_container_id()
     log = fake_container(fake_root, container_id, f"{RUN_PREFIX}-damaged")
@@ -152,7 +152,7 @@ def test_invalid_json_and_nul_bytes_are_kept_raw_flagged_and_counted(
 
 
 def test_a_cut_last_line_waits_for_its_end_and_is_stored_raw_when_it_never_comes(
-    agent_factory: Callable[..., AgentProcess], fake_root: Path
+    agent_factory: Callable[..., LogAgent], fake_root: Path
 ) -> None:
     finished_id, abandoned_id = new_container_id(), new_container_id()
     finished = fake_container(fake_root, finished_id, f"{RUN_PREFIX}-cut-a")
@@ -165,7 +165,7 @@ def test_a_cut_last_line_waits_for_its_end_and_is_stored_raw_when_it_never_comes
     def first_lines_stored() -> bool:
         return all(len(agent.lines(cid)) == 1 for cid in (finished_id, abandoned_id))
 
-    wait_for("the complete lines stored", first_lines_stored, 30)
+    eventually_sync(first_lines_stored, what="the complete lines stored", seconds=30)
     # The cut line is not stored while it may still be finished: it is the whole lag.
     assert agent.metric("nodekeeper_log_lag_bytes") == 2 * 20
 
@@ -175,10 +175,10 @@ def test_a_cut_last_line_waits_for_its_end_and_is_stored_raw_when_it_never_comes
     assert [line.log for line in lines] == ["first\n", "the last line\n"]
     assert lines[1].flags == Flag(0)
 
-    wait_for(
-        "the removed container let go",
+    eventually_sync(
         lambda: agent.metric("nodekeeper_log_containers_followed") == 1,
-        30,
+        what="the removed container let go",
+        seconds=30,
     )
     lines = agent.lines(abandoned_id)
     assert [line.log for line in lines] == ["first\n", whole[:20].decode() + "\n"]
@@ -187,13 +187,15 @@ def test_a_cut_last_line_waits_for_its_end_and_is_stored_raw_when_it_never_comes
 
 
 def test_copytruncate_restarts_reading_at_zero_and_is_counted(
-    agent_factory: Callable[..., AgentProcess], fake_root: Path
+    agent_factory: Callable[..., LogAgent], fake_root: Path
 ) -> None:
     container_id = new_container_id()
     log = fake_container(fake_root, container_id, f"{RUN_PREFIX}-copytruncate")
     append(log, b"".join(record(f"old {n}\n") for n in range(100)))
     agent = fake_agent(agent_factory, fake_root)
-    wait_for("the old lines stored", lambda: len(agent.lines(container_id)) == 100, 30)
+    eventually_sync(
+        lambda: len(agent.lines(container_id)) == 100, what="the old lines stored", seconds=30
+    )
 
     # logrotate's copytruncate: the file is cut to 0 in place and the writer goes on in it.
     os.truncate(log, 0)
@@ -215,7 +217,7 @@ def test_copytruncate_restarts_reading_at_zero_and_is_counted(
 
 
 def test_a_50_mb_line_without_newline_keeps_memory_bounded_and_the_agent_serving(
-    agent_factory: Callable[..., AgentProcess], fake_root: Path
+    agent_factory: Callable[..., LogAgent], fake_root: Path
 ) -> None:
     container_id = new_container_id()
     log = fake_container(fake_root, container_id, f"{RUN_PREFIX}-huge")

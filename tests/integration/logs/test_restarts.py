@@ -29,14 +29,14 @@ from nodekeeper.api.times import rfc3339_ns
 from nodekeeper.logs.records import Checkpoint
 from tests.integration.logs.conftest import (
     RUN_PREFIX,
-    AgentProcess,
     DockerCli,
+    LogAgent,
     fake_container,
     new_container_id,
     numbers,
-    wait_for,
     writer_script,
 )
+from tests.support.waiting import eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ KILLS = 10
 
 @pytest.mark.timeout(180)
 def test_ten_sigkills_while_containers_write_and_rotate_lose_and_duplicate_nothing(
-    agent: AgentProcess, docker: DockerCli
+    agent: LogAgent, docker: DockerCli
 ) -> None:
     # ~1,500 lines/s (~180 KB/s) per container into 200 KB files, 5 kept: a file is rotated
     # about every 1.1 s and deleted ~4.4 s later, longer than the agent is ever down here
@@ -77,11 +77,11 @@ def test_ten_sigkills_while_containers_write_and_rotate_lose_and_duplicate_nothi
         )
 
         # Restart only once Docker has renamed a checkpointed file: resuming must find it as .1.
-        wait_for(
-            "a rotation while the agent is down",
+        eventually_sync(
             lambda: bool(_rotated(docker, checkpoints)),  # noqa: B023 (called right here)
-            10,
-            0.02,
+            what="a rotation while the agent is down",
+            seconds=10,
+            every=0.02,
         )
         renamed += len(_rotated(docker, checkpoints))
         agent.start()
@@ -126,7 +126,7 @@ def _inode(path: Path) -> int:
 
 @pytest.mark.timeout(120)
 def test_data_docker_deletes_while_the_agent_is_down_is_counted_and_the_rest_stays_in_order(
-    agent: AgentProcess, docker: DockerCli
+    agent: LogAgent, docker: DockerCli
 ) -> None:
     # 1,000 lines, a pause for the agent to store them, then ~3.5 MB through 2 files of 100 KB
     # while the agent is down: Docker deletes the file the agent was reading and every file
@@ -139,7 +139,11 @@ def test_data_docker_deletes_while_the_agent_is_down_is_counted_and_the_rest_sta
     name, container_id = docker.run(
         "lost", script, "--log-opt", "max-size=100k", "--log-opt", "max-file=2"
     )
-    wait_for("the first 1,000 lines stored", lambda: len(agent.lines(container_id)) >= 1000, 30)
+    eventually_sync(
+        lambda: len(agent.lines(container_id)) >= 1000,
+        what="the first 1,000 lines stored",
+        seconds=30,
+    )
     agent.kill()
     assert docker.wait(name) == 0
     agent.start()
@@ -175,7 +179,7 @@ def _record(number: int, ns: int) -> bytes:
 
 @pytest.mark.timeout(120)
 def test_lost_bytes_are_exact_when_the_deleted_file_had_been_rotated_before_the_kill(
-    agent_factory: Callable[..., AgentProcess], tmp_path: Path
+    agent_factory: Callable[..., LogAgent], tmp_path: Path
 ) -> None:
     root = tmp_path / "containers"
     container_id = new_container_id()
@@ -199,7 +203,12 @@ def test_lost_bytes_are_exact_when_the_deleted_file_had_been_rotated_before_the_
         checkpoint = agent.checkpoint(container_id)
         return checkpoint is not None and checkpoint.position.offset > 0
 
-    wait_for("a first checkpoint in the rotated file", reading_the_rotated_file, 30, every=0.01)
+    eventually_sync(
+        reading_the_rotated_file,
+        what="a first checkpoint in the rotated file",
+        seconds=30,
+        every=0.01,
+    )
     agent.kill()
     checkpoint = agent.checkpoint(container_id)
     assert checkpoint is not None

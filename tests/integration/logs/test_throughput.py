@@ -4,8 +4,8 @@ import pytest
 
 from nodekeeper.api.times import docker_time_ns
 from tests.integration.logs.conftest import (
-    AgentProcess,
     DockerCli,
+    LogAgent,
     cli_lines,
     numbers,
     writer_script,
@@ -20,7 +20,7 @@ PAUSE_US = 50_000  # 800 lines per ~55 ms: ~14,000 lines/s per container, ~4 s
 
 
 def test_every_line_is_stored_once_in_order_at_20k_lines_per_second(
-    agent: AgentProcess, docker: DockerCli
+    agent: LogAgent, docker: DockerCli
 ) -> None:
     script = {
         f"W{index}": writer_script(

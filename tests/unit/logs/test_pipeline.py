@@ -4,7 +4,7 @@ reads."""
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from nodekeeper.logs.query import container_lines
 from nodekeeper.logs.records import Batch, ContainerInfo
 from nodekeeper.logs.rules import LogRules
 from nodekeeper.logs.store import LogStore, StoreFullError
+from tests.support.waiting import eventually
 from tests.unit.logs.fakedockerd import FakeDockerd
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,15 +51,6 @@ def container(
 
 def stored(store_path: Path, container_id: str) -> list[str]:
     return [line.log.rstrip("\n") for line in container_lines(store_path, container_id)]
-
-
-async def eventually(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
-    """A hang guard around a condition the pipeline reaches on its own."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.02)
 
 
 class Running:
@@ -118,8 +110,12 @@ async def test_lines_written_before_and_after_start_are_stored_once_in_order(
         early.lines(500, "later")
         born = container(root, 2)  # found through inotify on the root, not a rescan
         born.lines(300, "born")
-        await eventually(lambda: len(stored(agent.path, early.id)) == 1000, "early stored")
-        await eventually(lambda: len(stored(agent.path, born.id)) == 300, "born stored")
+        await eventually(
+            lambda: len(stored(agent.path, early.id)) == 1000, what="early stored", seconds=20
+        )
+        await eventually(
+            lambda: len(stored(agent.path, born.id)) == 300, what="born stored", seconds=20
+        )
         assert stored(agent.path, early.id) == early.written
         assert stored(agent.path, born.id) == born.written
         assert agent.value("nodekeeper_log_lines_total") == 1300
@@ -139,7 +135,9 @@ async def test_a_missing_containers_folder_is_waited_for_not_fatal(tmp_path: Pat
         await asyncio.wait_for(agent.pipeline.started.wait(), 10)
         docker = container(root, 9)
         docker.lines(10)
-        await eventually(lambda: len(stored(agent.path, docker.id)) == 10, "stored")
+        await eventually(
+            lambda: len(stored(agent.path, docker.id)) == 10, what="stored", seconds=20
+        )
     finally:
         agent.task = task
         await agent.stop()
@@ -150,7 +148,9 @@ async def test_rotation_while_running_loses_nothing(running: Running, root: Path
     for _ in range(30):
         docker.lines(100)
         await asyncio.sleep(0)  # rotations happen between reads, and between refreshes
-    await eventually(lambda: len(stored(running.path, docker.id)) == 3000, "all stored")
+    await eventually(
+        lambda: len(stored(running.path, docker.id)) == 3000, what="all stored", seconds=20
+    )
     assert stored(running.path, docker.id) == docker.written
     assert running.value("nodekeeper_log_rotations_total") > 0
     assert running.value("nodekeeper_log_lost_bytes_total") == 0
@@ -165,14 +165,16 @@ async def test_a_paced_watcher_still_loses_nothing_when_files_rotate_small(
     agent = await Running(root, tmp_path / "state", event_pace_seconds=0.5, poll_seconds=30).start()
     try:
         docker = container(root, 5, max_size=20_000, max_files=3)
-        await eventually(lambda: agent.pipeline.following(docker.id), "followed")
+        await eventually(lambda: agent.pipeline.following(docker.id), what="followed", seconds=20)
         docker.lines(10)
         await asyncio.sleep(0.05)  # their event is handed out: a paced watcher now looks
         # away for 0.5 s, while this burst rotates the file several times.
         for _ in range(30):
             docker.lines(100)
             await asyncio.sleep(0.005)  # the loop runs: an unpaced watcher sees each rotation
-        await eventually(lambda: len(stored(agent.path, docker.id)) == 3010, "all stored")
+        await eventually(
+            lambda: len(stored(agent.path, docker.id)) == 3010, what="all stored", seconds=20
+        )
         assert stored(agent.path, docker.id) == docker.written
         assert agent.value("nodekeeper_log_rotations_total") > 0
         assert agent.value("nodekeeper_log_lost_bytes_total") == 0
@@ -191,7 +193,9 @@ async def test_a_paced_watcher_stores_a_trickle_from_unrotated_containers(
                 docker.lines(2)
             await asyncio.sleep(0.05)
         for docker in writers:
-            await eventually(lambda d=docker: len(stored(agent.path, d.id)) == 20, "stored")
+            await eventually(
+                lambda d=docker: len(stored(agent.path, d.id)) == 20, what="stored", seconds=20
+            )
             assert stored(agent.path, docker.id) == docker.written
     finally:
         await agent.stop()
@@ -203,12 +207,16 @@ async def test_a_restart_resumes_at_the_checkpoint_without_duplicates(
     docker = container(root, 4, max_size=30_000, max_files=5)
     docker.lines(400, "first")
     agent = await Running(root, tmp_path / "state").start()
-    await eventually(lambda: len(stored(agent.path, docker.id)) == 400, "first stored")
+    await eventually(
+        lambda: len(stored(agent.path, docker.id)) == 400, what="first stored", seconds=20
+    )
     await agent.stop()
     docker.lines(400, "while-down")  # rotates at least once while nobody reads
     agent = await Running(root, tmp_path / "state").start()
     try:
-        await eventually(lambda: len(stored(agent.path, docker.id)) == 800, "all stored")
+        await eventually(
+            lambda: len(stored(agent.path, docker.id)) == 800, what="all stored", seconds=20
+        )
         assert stored(agent.path, docker.id) == docker.written
     finally:
         await agent.stop()
@@ -217,15 +225,19 @@ async def test_a_restart_resumes_at_the_checkpoint_without_duplicates(
 async def test_a_removed_container_is_drained_then_forgotten(running: Running, root: Path) -> None:
     docker = container(root, 5)
     docker.lines(200)
-    await eventually(lambda: running.pipeline.following(docker.id), "followed")
+    await eventually(lambda: running.pipeline.following(docker.id), what="followed", seconds=20)
     docker.write_raw(docker.record("the last line, without its newline")[:-1])
     docker.remove_container()
-    await eventually(lambda: not running.pipeline.following(docker.id), "forgotten")
+    await eventually(
+        lambda: not running.pipeline.following(docker.id), what="forgotten", seconds=20
+    )
     lines = stored(running.path, docker.id)
     assert lines[:200] == docker.written
     assert len(lines) == 201  # the unterminated tail is kept (raw), not dropped
     assert running.value("nodekeeper_log_malformed_lines_total") == 1
-    await eventually(lambda: docker.id not in running.real_store.checkpoints(), "no checkpoint")
+    await eventually(
+        lambda: docker.id not in running.real_store.checkpoints(), what="no checkpoint", seconds=20
+    )
     assert running.pipeline.state()["files_watched"] == 0
 
 
@@ -279,7 +291,9 @@ async def test_a_stalled_store_pauses_readers_and_times_out_drains_but_loses_not
             docker.lines(1000, "x" * 100)  # ~5 MiB: far past the 1 MiB queue
         assert not await agent.pipeline.drain(docker.id, 0.5)
         assert agent.value("nodekeeper_log_drain_timeouts_total") == 1
-        await eventually(lambda: agent.value("nodekeeper_log_backpressure_total") > 0, "paused")
+        await eventually(
+            lambda: agent.value("nodekeeper_log_backpressure_total") > 0, what="paused", seconds=20
+        )
         assert agent.pipeline.state()["queue_bytes"] <= 2**20 + LIMITS.read_chunk_bytes * 2
         gate.open.set()
         assert await agent.pipeline.drain(docker.id, 30)
@@ -299,7 +313,9 @@ async def test_a_full_disk_pauses_then_resumes_without_loss(root: Path, tmp_path
     try:
         docker = container(root, 10)
         docker.lines(100)
-        await eventually(lambda: agent.value("nodekeeper_log_store_full_total") >= 1, "full")
+        await eventually(
+            lambda: agent.value("nodekeeper_log_store_full_total") >= 1, what="full", seconds=20
+        )
         assert agent.pipeline.state()["store_paused"] == 1
         assert await agent.pipeline.drain(docker.id, 30)  # retried after 1 s, then 2 s
         assert agent.pipeline.state()["store_paused"] == 0

@@ -15,7 +15,8 @@ from nodekeeper.logs.metrics import LogMetrics
 from nodekeeper.logs.pipeline import LogPipeline, PipelineLimits
 from nodekeeper.logs.rules import LogRules
 from nodekeeper.logs.store import LogStore
-from tests.unit.logs.test_pipeline import GatedStore, Running, container, eventually, stored
+from tests.support.waiting import eventually
+from tests.unit.logs.test_pipeline import GatedStore, Running, container, stored
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -112,7 +113,7 @@ async def test_a_drain_while_the_agent_starts_does_not_read_the_log_twice(
     docker = container(containers_dir, 1)
     docker.lines(100)
     agent = await Running(containers_dir, tmp_path / "state").start()
-    await eventually(lambda: len(stored(agent.path, docker.id)) == 100, "stored")
+    await eventually(lambda: len(stored(agent.path, docker.id)) == 100, what="stored", seconds=20)
     await agent.stop()
     agent = Running(containers_dir, tmp_path / "state")
     agent.task = asyncio.create_task(agent.pipeline.run())
@@ -129,10 +130,10 @@ async def test_a_container_stopped_at_start_and_restarted_later_resumes_its_chec
     source.entries += [Entry(1, b"a\n"), Entry(2, b"b\n")]
     write_config(containers_dir, running=True)
     pipeline, store, task = await start(containers_dir, tmp_path / "state", source)
-    await eventually(lambda: len(stored(store.path, CID)) == 2, "first run stored")
+    await eventually(lambda: len(stored(store.path, CID)) == 2, what="first run stored", seconds=20)
     source.stopped.set()
     write_config(containers_dir, running=False)
-    await eventually(lambda: not pipeline.following(CID), "first run ended")
+    await eventually(lambda: not pipeline.following(CID), what="first run ended", seconds=20)
     await stop(task, store)
 
     again = Source()
@@ -140,7 +141,9 @@ async def test_a_container_stopped_at_start_and_restarted_later_resumes_its_chec
     pipeline, store, task = await start(containers_dir, tmp_path / "state", again)
     source.entries.append(Entry(3, b"c\n"))
     write_config(containers_dir, running=True)  # docker start, with no help from the test
-    await eventually(lambda: len(stored(store.path, CID)) == 3, "second run stored")
+    await eventually(
+        lambda: len(stored(store.path, CID)) == 3, what="second run stored", seconds=20
+    )
     assert stored(store.path, CID) == ["a", "b", "c"]
     assert again.asked[0] == pytest.approx((BASE + 2000) / 1e9)
     await stop(task, store)
@@ -155,7 +158,7 @@ async def test_a_restart_while_the_last_batch_is_stored_is_followed(
     pipeline, store, task = await start(containers_dir, tmp_path / "state", source, gated=True)
     gate = pipeline._store  # type: ignore[attr-defined]
     gate.open.set()
-    await eventually(lambda: len(stored(store.path, CID)) == 1, "a stored")
+    await eventually(lambda: len(stored(store.path, CID)) == 1, what="a stored", seconds=20)
     gate.open.clear()  # a slow store write
     source.entries.append(Entry(2, b"b\n"))
     await asyncio.sleep(0.3)
@@ -167,6 +170,6 @@ async def test_a_restart_while_the_last_batch_is_stored_is_followed(
     await asyncio.sleep(0.3)
     gate.open.set()
     source.entries.append(Entry(3, b"c after the restart\n"))
-    await eventually(lambda: len(stored(store.path, CID)) == 3, "all stored")
+    await eventually(lambda: len(stored(store.path, CID)) == 3, what="all stored", seconds=20)
     assert stored(store.path, CID) == ["a", "b", "c after the restart"]
     await stop(task, store)
