@@ -15,6 +15,7 @@ from typing import Any
 
 from nodekeeper import __version__
 from nodekeeper.api.codes import EXIT_CLUSTER, EXIT_SETTINGS
+from nodekeeper.api.names import FINALIZER
 from nodekeeper.api.times import parse_datetime
 from nodekeeper.config import Settings, SettingsError, flag_name, load
 
@@ -175,7 +176,7 @@ def parser() -> argparse.ArgumentParser:
         help="remove nodekeeper's finalizers from a node that is gone for good",
         description="When a node will never come back, its agent can no longer remove its "
         "Workloads' containers, so deleting those Workloads (or the CRDs) would hang on "
-        "nodekeeper.io/finalizer. This removes that finalizer from every Workload and BackupRun "
+        f"{FINALIZER}. This removes that finalizer from every Workload and BackupRun "
         "assigned to NODE and says what it left behind.",
     )
     release.add_argument("node", metavar="NODE", help="the node's name (spec.nodeName)")
