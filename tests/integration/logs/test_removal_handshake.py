@@ -95,7 +95,7 @@ async def built_agent(tmp_path: Path) -> AsyncIterator[AgentParts]:
         for state in await parts.containers.find({LABEL_WORKLOAD_UID: RUN_PREFIX}):
             await parts.containers.remove(state.id)
         parts.close()
-        api.close()
+        api.close()  # type: ignore[no-untyped-call]
 
 
 async def a_workload_container_that_wrote_its_last_lines(parts: AgentParts, label: str) -> str:
