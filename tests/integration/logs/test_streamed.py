@@ -1,8 +1,12 @@
 """Containers whose log driver keeps no json-file (here ``local``) are read through the Docker
 API's log stream into the same store: every line once, long lines merged, across a restart of
-the pipeline, and drained before removal."""
+the pipeline, and drained before removal; the running agent stores them and `nodekeeper logs -f`
+prints them as they arrive."""
 
 import asyncio
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,8 @@ from nodekeeper.metrics import Metrics
 from nodekeeper.runtime.containers import Containers
 from nodekeeper.runtime.logstream import ContainerLogs
 from tests.integration.conftest import DOCKER_HOST
-from tests.integration.logs.conftest import RUN_PREFIX, DockerCli, stored_lines
+from tests.integration.logs.conftest import RUN_PREFIX, DockerCli, LogAgent, stored_lines
+from tests.support.waiting import eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -64,3 +69,53 @@ async def test_a_local_driver_container_is_stored_once_across_a_restart(
     long_lines = [line for line in lines if line.log.startswith("x")]
     assert [len(line.log) for line in long_lines] == [LONG + 1]  # one line, its newline kept
     assert "merged" in repr(long_lines[0].flags).lower()
+
+
+def test_the_cli_follows_a_local_driver_container_as_its_lines_arrive(
+    agent: LogAgent, docker: DockerCli
+) -> None:
+    """`nodekeeper logs -f` prints the lines the running agent read through the Docker API.
+
+    journald is what the issue asks for, but dockerd here has no journal ("journald is not
+    enabled on this host"); ``local`` is the other driver without a json-file and takes the same
+    path (the Docker API's log stream)."""
+    # A first batch, then the rest once the test says so (`docker exec ... touch`), so the
+    # second batch arrives while `logs -f` is already following.
+    script = (
+        "seq 1 100 | sed 's/^/first /'; "
+        "while [ ! -e /tmp/go ]; do sleep 0.1; done; "
+        "seq 1 100 | sed 's/^/second /'; sleep 300"
+    )
+    name, container_id = docker.run("followed", script, "--log-driver", "local")
+    eventually_sync(
+        lambda: len(agent.lines(container_id)) == 100, what="the first batch stored", seconds=60
+    )
+    command = [
+        *(sys.executable, "-m", "nodekeeper.cli", "logs", "--state-dir", str(agent.state_dir)),
+        *("-c", name, "-f", "-o", "raw"),
+    ]
+    printed: list[str] = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as follower:
+        assert follower.stdout is not None
+        output = follower.stdout
+
+        def read() -> None:
+            for line in iter(output.readline, b""):
+                printed.append(line.decode())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            first = [f"first {n}\n" for n in range(1, 101)]
+            eventually_sync(lambda: printed == first, what="the first batch printed", seconds=30)
+
+            subprocess.run(["docker", "exec", name, "touch", "/tmp/go"], check=True, timeout=30)
+            second = [f"second {n}\n" for n in range(1, 101)]
+            eventually_sync(
+                lambda: printed == first + second, what="the second batch printed", seconds=30
+            )
+            assert follower.poll() is None  # still following
+        finally:
+            follower.terminate()
+            follower.wait(timeout=10)
+            reader.join(timeout=10)
