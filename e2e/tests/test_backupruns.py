@@ -19,6 +19,7 @@ import docker
 import pytest
 
 from e2e.tests.conftest import TEST_IMAGE, Kubectl
+from e2e.tests.identity import AgentIdentity
 from nodekeeper.api.times import parse_seconds
 from nodekeeper.backups import commands
 from nodekeeper.backups.runlogs import RunLogs
@@ -46,13 +47,16 @@ SUMMARY = {
 
 @pytest.fixture(scope="module")
 def backup_agent(
-    kubeconfig: str, crds: None, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+    agent_identity: AgentIdentity,
+    crds: None,
+    kubectl: Kubectl,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AgentProcess]:
     """`nodekeeper run` for node NODE with small history limits; restarted by the tests on one
     state directory (one log store across restarts, as on a node)."""
     agent = AgentProcess.for_node(
         NODE,
-        kubeconfig,
+        agent_identity.kubeconfig(NODE),
         tmp_path_factory.mktemp("backup-agent"),
         *("--backup-succeeded-history-limit", str(SUCCEEDED_LIMIT)),
         *("--backup-failed-history-limit", str(FAILED_LIMIT)),
@@ -374,7 +378,9 @@ def test_a_run_survives_an_agent_restart_and_is_never_started_twice(
     namespace: str,
     engine: docker.DockerClient,
     kubeconfig: str,
+    agent_identity: AgentIdentity,
 ) -> None:
+    agent_identity.grant_secrets(namespace)  # the chart's backupRuns.secretNamespaces
     kubectl.run(
         "create", "secret", "generic", "repo", "-n", namespace, "--from-literal=password=s3cret"
     )
@@ -404,8 +410,9 @@ def test_a_run_survives_an_agent_restart_and_is_never_started_twice(
 
 
 def test_a_missing_secret_fails_the_run_with_a_reason(
-    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, agent_identity: AgentIdentity
 ) -> None:
+    agent_identity.grant_secrets(namespace)  # absent, not forbidden
     env = [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}]
     kubectl.apply(task("nosecret", namespace, "true", env=env))
     run = wait_completed(kubectl, "nosecret", namespace)
