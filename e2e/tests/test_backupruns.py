@@ -264,6 +264,34 @@ def test_a_5_mb_log_is_stored_in_chunks_and_comes_back_identical_and_goes_with_i
     )
 
 
+def test_chunks_left_from_a_longer_earlier_attempt_are_deleted(
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, kubeconfig: str
+) -> None:
+    """A run whose log once took more chunks (an attempt before a restart) keeps only the new
+    ones: the agent deletes the rest, the one path where it deletes a ConfigMap itself."""
+    kubectl.apply(task("shorter", namespace, "echo short; sleep 3"))
+    kubectl.run("wait", "--for=condition=Running", "br/shorter", "-n", namespace, "--timeout=60s")
+    uid = kubectl.get("br", "shorter", "-n", namespace)["metadata"]["uid"]
+    owner = {"apiVersion": "nodekeeper.io/v1alpha1", "kind": "BackupRun", "name": "shorter"}
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "shorter-log-005",
+                "namespace": namespace,
+                "labels": {"nodekeeper.io/backuprun": "shorter"},
+                "annotations": {"nodekeeper.io/log-index": "5"},
+                "ownerReferences": [{**owner, "uid": uid}],
+            },
+            "data": {"earlier": "attempt"},
+        }
+    )
+    wait_completed(kubectl, "shorter", namespace)
+    assert chunk_names(kubectl, "shorter", namespace) == ["shorter-log-000"]
+    assert stored_log(kubeconfig, namespace, "shorter") == b"short\n"
+
+
 def test_an_ingested_result_is_recorded_once(
     kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, kubeconfig: str
 ) -> None:
