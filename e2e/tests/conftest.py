@@ -169,7 +169,7 @@ def check_rights(identity: "AgentIdentity", session: pytest.Session, basetemp: P
     if log is None:
         print("no audit log (NODEKEEPER_AUDIT_LOG unset): rights checked from agents' logs only")
     elif identity.nodes():
-        rights.mark_and_wait(log, identity.kubeconfig(identity.nodes()[0]))
+        rights.mark_and_wait(log, identity.kubeconfig(identity.nodes()[0]), identity.folder)
         marker = "nodekeeper-e2e-audit-marker"
         seen = [r for r in rights.audit_requests(log, identity.username) if marker not in r.uri]
         rules = rights.grants(

@@ -105,14 +105,14 @@ def audit_requests(log: Path, username: str) -> list[Request]:
     return found
 
 
-def mark_and_wait(log: Path, kubeconfig: str, seconds: float = 20) -> None:
+def mark_and_wait(log: Path, kubeconfig: str, folder: Path, seconds: float = 20) -> None:
     """One request of the agent's own, then wait until the audit log holds it: every request
     before it is written then too. ``/version`` is readable by any authenticated user."""
     config = yaml.safe_load(Path(kubeconfig).read_text())
     cluster = config["clusters"][0]["cluster"]
     token = config["users"][0]["user"]["token"]
     marker = f"nodekeeper-e2e-audit-marker={time.monotonic_ns()}"
-    ca = log.parent / ".audit-marker-ca.crt"
+    ca = folder / "audit-marker-ca.crt"
     ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
     response = requests.get(
         f"{cluster['server']}/version?{marker}",
