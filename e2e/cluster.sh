@@ -7,6 +7,7 @@
 #   e2e/cluster.sh status     say whether it runs (exit 0 running, 3 stopped)
 #   e2e/cluster.sh kubeconfig print the admin kubeconfig path
 #   e2e/cluster.sh node       print the name of the Node that `up` registers for this machine
+#   e2e/cluster.sh audit-log  print the kube-apiserver's audit log path (service accounts' calls)
 #
 # See e2e/README.md for the environment variables.
 set -Eeuo pipefail
@@ -19,6 +20,8 @@ PKI="$STATE/pki"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
 KUBECONFIG_PATH="$STATE/kubeconfig"
+AUDIT_POLICY="$STATE/audit-policy.yaml"
+AUDIT_LOG="$LOGS/audit.log"
 
 APISERVER_PORT="${NODEKEEPER_APISERVER_PORT:-6443}"
 ETCD_PORT="${NODEKEEPER_ETCD_PORT:-2379}"
@@ -314,6 +317,51 @@ EOF
   kubectl_ taint node "$NODE" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 }
 
+# What service accounts call, at Metadata level (who, verb, resource, answer; no bodies): the e2e
+# suite runs its agents with the chart's ServiceAccount and reads this to prove the chart's RBAC
+# is exactly what the agent uses. kube-system's accounts (the controller-manager's controllers)
+# are left out: they are many and not ours.
+audit_policy() {
+  cat <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: None
+    userGroups: ["system:serviceaccounts:kube-system"]
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+EOF
+}
+
+APISERVER_ARGS=(
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT"
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT"
+  --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key"
+  --client-ca-file="$PKI/ca.crt"
+  --authorization-mode=Node,RBAC
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local
+  --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key"
+  --service-cluster-ip-range="$SERVICE_CIDR"
+  --audit-policy-file="$AUDIT_POLICY" --audit-log-path="$AUDIT_LOG" --audit-log-format=json
+  --audit-log-mode=blocking --audit-log-maxsize=200 --audit-log-maxbackup=1
+  --allow-privileged=true --profiling=false --cert-dir="$STATE/apiserver-certs"
+)
+
+# A running kube-apiserver started with other flags (an older cluster.sh, another port) or
+# another audit policy is not the cluster this script would start: reusing it would silently
+# drop a changed flag (such as the audit log the suite reads, on a machine whose cluster
+# outlived a checkout).
+apiserver_current() {
+  local pid want
+  pid="$(component_pid kube-apiserver)"
+  [[ -n "$pid" ]] || return 1
+  want="$(printf '%s\n' "$BIN/kube-apiserver" "${APISERVER_ARGS[@]}")"
+  [[ "$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null)" == "$want" ]] || return 1
+  [[ -f "$AUDIT_POLICY" && "$(cat "$AUDIT_POLICY")" == "$(audit_policy)" ]]
+}
+
 ready_line() { echo "cluster ready: export KUBECONFIG=$KUBECONFIG_PATH"; }
 
 STARTING=0
@@ -350,10 +398,13 @@ cmd_up() {
   lock_state
 
   if is_healthy; then
-    say "already running on https://127.0.0.1:$(running_port) (pids in $RUN)"
-    register_node
-    ready_line
-    return 0
+    if apiserver_current; then
+      say "already running on https://127.0.0.1:$(running_port) (pids in $RUN)"
+      register_node
+      ready_line
+      return 0
+    fi
+    say "running with other kube-apiserver flags or audit policy: restarting it"
   fi
   local c leftovers
   leftovers="$(stray_pids)"
@@ -391,16 +442,9 @@ cmd_up() {
   wait_until "etcd health" "$READY_TIMEOUT" etcd_healthy
 
   say "starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
-  start_component kube-apiserver \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
-    --client-ca-file="$PKI/ca.crt" \
-    --authorization-mode=Node,RBAC \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --allow-privileged=true --profiling=false --cert-dir="$STATE/apiserver-certs"
+  audit_policy >"$AUDIT_POLICY"
+  [[ -f "$AUDIT_LOG" ]] && mv -f "$AUDIT_LOG" "$AUDIT_LOG.prev"
+  start_component kube-apiserver "${APISERVER_ARGS[@]}"
   wait_until "kube-apiserver /readyz" "$READY_TIMEOUT" apiserver_ready
 
   say "starting kube-controller-manager (controllers: $CONTROLLERS)"
@@ -428,6 +472,7 @@ case "${1:-up}" in
   status) cmd_status ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
   node) echo "$NODE" ;;
-  -h | --help | help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) fail "unknown command '$1': use up, down, status, kubeconfig or node" ;;
+  audit-log) echo "$AUDIT_LOG" ;;
+  -h | --help | help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) fail "unknown command '$1': use up, down, status, kubeconfig, node or audit-log" ;;
 esac

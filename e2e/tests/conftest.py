@@ -3,6 +3,11 @@
 The cluster is the one in KUBECONFIG when that is set (kind, or any cluster of 1.32+ whose
 nodes run Docker), else `e2e/cluster.sh up` starts the local one. The agent runs as a process on
 this machine for one node: E2E_NODE, else the first Node of the cluster.
+
+Every agent runs as the chart's ServiceAccount with a token bound to a Pod on its node, under
+the chart's RBAC and own-node policy (``agent_identity``, e2e/tests/identity.py), never as the
+admin; after the suite, what the agents asked the API server is checked against what the chart
+grants (e2e/tests/rights.py).
 """
 
 import json
@@ -12,11 +17,14 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.agent import AgentProcess
+
+if TYPE_CHECKING:
+    from e2e.tests.identity import AgentIdentity
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("NODEKEEPER_CACHE", Path.home() / ".cache" / "nodekeeper"))
@@ -109,8 +117,100 @@ def crds(kubectl: Kubectl) -> None:
 
 
 @pytest.fixture(scope="session")
+def agent_identity(
+    kubectl: Kubectl,
+    crds: None,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator["AgentIdentity"]:
+    """The chart's ServiceAccount, RBAC and own-node policy; ``.kubeconfig(node)`` is an agent
+    pod's token on that node. Torn down after every agent has stopped: then the rights check."""
+    from e2e.tests.identity import AgentIdentity
+
+    identity = AgentIdentity(kubectl, tmp_path_factory.mktemp("identity"))
+    identity.install()
+    try:
+        yield identity
+        check_rights(identity, request.session, tmp_path_factory.getbasetemp())
+    finally:
+        identity.remove()
+
+
+def audit_log() -> Path | None:
+    """The API server's audit log: the local cluster's, or NODEKEEPER_AUDIT_LOG's for another."""
+    if os.environ.get("KUBECONFIG"):
+        given = os.environ.get("NODEKEEPER_AUDIT_LOG")
+        return Path(given) if given else None
+    path = subprocess.run(
+        [str(ROOT / "e2e" / "cluster.sh"), "audit-log"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return Path(path)
+
+
+def whole_suite(session: pytest.Session) -> bool:
+    """Every e2e test was selected: only then must every granted rule have been used."""
+    option = session.config.option
+    if getattr(option, "keyword", "") or getattr(option, "markexpr", ""):
+        return False
+    if getattr(option, "deselect", None) or session.shouldstop:
+        return False
+    ran = {Path(item.path).resolve() for item in session.items}
+    return ran >= {path.resolve() for path in Path(__file__).parent.glob("test_*.py")}
+
+
+def check_rights(identity: "AgentIdentity", session: pytest.Session, basetemp: Path) -> None:
+    from e2e.tests import rights
+
+    problems = [
+        f"the agent's log shows a refusal: {line}"
+        for line in rights.refused_lines(sorted(basetemp.rglob("agent.log")))
+    ]
+    log = audit_log()
+    if log is None:
+        print("no audit log (NODEKEEPER_AUDIT_LOG unset): rights checked from agents' logs only")
+    elif identity.nodes():
+        rights.mark_and_wait(log, identity.kubeconfig(identity.nodes()[0]), identity.folder)
+        marker = "nodekeeper-e2e-audit-marker"
+        seen = [r for r in rights.audit_requests(log, identity.username) if marker not in r.uri]
+        rules = rights.grants(
+            identity.granting_documents(), identity.namespace, identity.service_account
+        )
+        problems += [
+            f"refused by the API server: {line}"
+            for line in rights.describe(r for r in seen if r.code in (401, 403))
+        ]
+        problems += [
+            f"not granted by the chart: {line}"
+            for line in rights.describe(
+                r for r in seen if not r.access.non_resource and not rights.granted(r, rules)
+            )
+        ]
+        used = {r.access for r in seen if r.code not in (401, 403)}
+        report = basetemp / "agent-rights.txt"
+        report.write_text("".join(f"{access}\n" for access in sorted(used)))
+        print(f"the agents' {len(seen)} requests, {len(used)} kinds of access: {report}")
+        problems += [
+            f"listed in rights.NOT_REQUESTS but requested: {access}"
+            for access in sorted(used & set(rights.NOT_REQUESTS))
+        ]
+        if whole_suite(session):
+            # After a failed test, a rule may look unused because that test stopped early.
+            why = " (a test failed: maybe the one using it)" if session.testsfailed else ""
+            unused = {rule.access for rule in rules} - used - set(rights.NOT_REQUESTS)
+            problems += [f"granted by the chart but never used{why}: {a}" for a in sorted(unused)]
+        else:
+            print("not the whole suite: unused grants not checked")
+    if problems:
+        raise AssertionError("the agent's rights:\n" + "\n".join(problems))
+
+
+@pytest.fixture(scope="session")
 def agent(
-    kubeconfig: str, node: str, crds: None, tmp_path_factory: pytest.TempPathFactory
+    kubeconfig: str,
+    node: str,
+    crds: None,
+    agent_identity: "AgentIdentity",
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AgentProcess]:
     # Garbage collection every second, so the suite sees orphans removed without waiting. On a
     # 2-core CI machine the test suite itself is real CPU pressure (PSI cpu some avg10 of 25 %
@@ -121,7 +221,9 @@ def agent(
         *("--admission-cpu-ratio", "1"),
         *("--pressure-enter-ratio", "0.95", "--pressure-exit-ratio", "0.9"),
     )
-    process = AgentProcess.for_node(node, kubeconfig, tmp_path_factory.mktemp("agent"), *extra)
+    process = AgentProcess.for_node(
+        node, agent_identity.kubeconfig(node), tmp_path_factory.mktemp("agent"), *extra
+    )
     try:
         process.start()
         yield process

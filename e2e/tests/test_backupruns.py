@@ -19,6 +19,7 @@ import docker
 import pytest
 
 from e2e.tests.conftest import TEST_IMAGE, Kubectl
+from e2e.tests.identity import AgentIdentity
 from nodekeeper.api.times import parse_seconds
 from nodekeeper.backups import commands
 from nodekeeper.backups.runlogs import RunLogs
@@ -46,13 +47,16 @@ SUMMARY = {
 
 @pytest.fixture(scope="module")
 def backup_agent(
-    kubeconfig: str, crds: None, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+    agent_identity: AgentIdentity,
+    crds: None,
+    kubectl: Kubectl,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AgentProcess]:
     """`nodekeeper run` for node NODE with small history limits; restarted by the tests on one
     state directory (one log store across restarts, as on a node)."""
     agent = AgentProcess.for_node(
         NODE,
-        kubeconfig,
+        agent_identity.kubeconfig(NODE),
         tmp_path_factory.mktemp("backup-agent"),
         *("--backup-succeeded-history-limit", str(SUCCEEDED_LIMIT)),
         *("--backup-failed-history-limit", str(FAILED_LIMIT)),
@@ -260,6 +264,34 @@ def test_a_5_mb_log_is_stored_in_chunks_and_comes_back_identical_and_goes_with_i
     )
 
 
+def test_chunks_left_from_a_longer_earlier_attempt_are_deleted(
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, kubeconfig: str
+) -> None:
+    """A run whose log once took more chunks (an attempt before a restart) keeps only the new
+    ones: the agent deletes the rest, the one path where it deletes a ConfigMap itself."""
+    kubectl.apply(task("shorter", namespace, "echo short; sleep 3"))
+    kubectl.run("wait", "--for=condition=Running", "br/shorter", "-n", namespace, "--timeout=60s")
+    uid = kubectl.get("br", "shorter", "-n", namespace)["metadata"]["uid"]
+    owner = {"apiVersion": "nodekeeper.io/v1alpha1", "kind": "BackupRun", "name": "shorter"}
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "shorter-log-005",
+                "namespace": namespace,
+                "labels": {"nodekeeper.io/backuprun": "shorter"},
+                "annotations": {"nodekeeper.io/log-index": "5"},
+                "ownerReferences": [{**owner, "uid": uid}],
+            },
+            "data": {"earlier": "attempt"},
+        }
+    )
+    wait_completed(kubectl, "shorter", namespace)
+    assert chunk_names(kubectl, "shorter", namespace) == ["shorter-log-000"]
+    assert stored_log(kubeconfig, namespace, "shorter") == b"short\n"
+
+
 def test_an_ingested_result_is_recorded_once(
     kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, kubeconfig: str
 ) -> None:
@@ -374,7 +406,9 @@ def test_a_run_survives_an_agent_restart_and_is_never_started_twice(
     namespace: str,
     engine: docker.DockerClient,
     kubeconfig: str,
+    agent_identity: AgentIdentity,
 ) -> None:
+    agent_identity.grant_secrets(namespace)  # the chart's backupRuns.secretNamespaces
     kubectl.run(
         "create", "secret", "generic", "repo", "-n", namespace, "--from-literal=password=s3cret"
     )
@@ -404,8 +438,9 @@ def test_a_run_survives_an_agent_restart_and_is_never_started_twice(
 
 
 def test_a_missing_secret_fails_the_run_with_a_reason(
-    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str
+    kubectl: Kubectl, backup_agent: AgentProcess, namespace: str, agent_identity: AgentIdentity
 ) -> None:
+    agent_identity.grant_secrets(namespace)  # absent, not forbidden
     env = [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}]
     kubectl.apply(task("nosecret", namespace, "true", env=env))
     run = wait_completed(kubectl, "nosecret", namespace)

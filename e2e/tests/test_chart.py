@@ -387,6 +387,85 @@ def test_the_agent_may_change_only_its_own_nodes_objects(
         kubectl.run("delete", "node", other, check=False)
 
 
+def test_the_agent_may_change_its_own_nodes_objects_as_its_code_does(
+    kubectl: Kubectl, release: Release, tmp_path: Path
+) -> None:
+    """The policy's allowed side, with a pod-bound token of the objects' node: status applies,
+    finalizer patches and deletes of its own Workload and BackupRun go through, as kopf and the
+    status writers send them. A node of its own: no agent of the session acts on these."""
+    own = f"e2e-own-{release.name}"
+    pod = f"agent-own-{release.name}"
+    kubectl.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": own}})
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod, "namespace": release.namespace},
+            "spec": {
+                "nodeName": own,
+                "serviceAccountName": release.fullname,
+                "containers": [{"name": "agent", "image": "nodekeeper:dev"}],
+            },
+        }
+    )
+    namespace = release.other_namespace
+    kinds = {
+        "workloads": {"kind": "Workload", "spec": {"image": "nodekeeper-test/busybox:latest"}},
+        "backupruns": {
+            "kind": "BackupRun",
+            "spec": {"policy": "own", "taskType": "backup", "image": "x", "command": ["true"]},
+        },
+    }
+    try:
+        for shape in kinds.values():
+            kubectl.apply(
+                {
+                    "apiVersion": "nodekeeper.io/v1alpha1",
+                    "kind": shape["kind"],
+                    "metadata": {"name": "ours", "namespace": namespace},
+                    "spec": {"nodeName": own, **shape["spec"]},
+                }
+            )
+        kubeconfig = agent_kubeconfig(kubectl, release, tmp_path, bound_pod=pod)
+        objects = kubernetes.client.CustomObjectsApi(
+            client.api_client(client.load(Path(kubeconfig)))
+        )
+        for plural, shape in kinds.items():
+            where = ("nodekeeper.io", "v1alpha1", namespace, plural, "ours")
+            status = {
+                "apiVersion": "nodekeeper.io/v1alpha1",
+                "kind": shape["kind"],
+                "metadata": {"name": "ours", "namespace": namespace},
+                "status": {"phase": "Pending"},
+            }
+            objects.patch_namespaced_custom_object_status(
+                *where,
+                status,
+                field_manager="nodekeeper-e2e",
+                force=True,
+                _content_type=client.APPLY_PATCH,
+            )
+            finalizer = {"metadata": {"finalizers": ["nodekeeper.io/finalizer"]}}
+            objects.patch_namespaced_custom_object(*where, finalizer)
+            objects.delete_namespaced_custom_object(*where)  # held by the finalizer
+            objects.patch_namespaced_custom_object(*where, {"metadata": {"finalizers": None}})
+            gone = kubectl.run("get", plural, "ours", "-n", namespace, check=False)
+            assert "NotFound" in gone.stderr, f"{plural}/ours is still there"
+    finally:
+        for plural in kinds:
+            kubectl.run(
+                *("patch", plural, "ours", "-n", namespace, "--type=merge"),
+                *("-p", '{"metadata": {"finalizers": null}}'),
+                check=False,
+            )
+            kubectl.run("delete", plural, "ours", "-n", namespace, "--wait=false", check=False)
+        kubectl.run(
+            *("delete", "pod", pod, "-n", release.namespace, "--grace-period=0", "--force"),
+            check=False,
+        )
+        kubectl.run("delete", "node", own, check=False)
+
+
 def test_upgrade_applies_new_values(kubectl: Kubectl, helm: Helm, release: Release) -> None:
     helm.run(
         *("upgrade", release.name, str(CHART), "--namespace", release.namespace),

@@ -160,3 +160,24 @@ def test_up_twice_keeps_the_running_cluster_and_prints_the_kubeconfig(
     assert "already running" in second.stdout
     assert f"export KUBECONFIG={instance.state / 'kubeconfig'}" in second.stdout
     assert instance.pids() == started
+
+
+def test_up_restarts_a_cluster_started_with_another_audit_policy(instance: Instance) -> None:
+    """A healthy cluster is reused only when it runs as this script would start it: one from an
+    older cluster.sh (other flags, another audit policy) would keep the old setup forever."""
+    first = instance.run("up")
+    assert first.returncode == 0, first.stderr
+    started = instance.pids()
+    policy = instance.state / "audit-policy.yaml"
+    wanted = policy.read_text()
+    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None}]\n")
+
+    second = instance.run("up")
+
+    assert second.returncode == 0, second.stderr
+    assert "restarting it" in second.stdout
+    assert instance.pids()["kube-apiserver"] != started["kube-apiserver"]
+    assert policy.read_text() == wanted
+    audit_log = instance.run("audit-log").stdout.strip()
+    assert audit_log == str(instance.state / "logs" / "audit.log")
+    assert "already running" in instance.run("up").stdout

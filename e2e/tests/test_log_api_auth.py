@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from e2e.tests.conftest import CACHE, ROOT, Kubectl
+from e2e.tests.identity import AgentIdentity
 from nodekeeper.kube import client
 from nodekeeper.kube.access import AccessReviewer
 from nodekeeper.server import api_guard
@@ -70,9 +71,10 @@ def chart_log_reader_role(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def api(
-    kubeconfig: str, node: str
+    agent_identity: AgentIdentity, node: str
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    configuration = client.load(Path(kubeconfig))
+    # The agent's own credentials: its reviews are calls the chart must grant.
+    configuration = client.load(Path(agent_identity.kubeconfig(node)))
     reviewer = AccessReviewer(
         client.api_client(configuration),
         node_name=node,

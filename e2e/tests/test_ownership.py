@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 from e2e.tests.conftest import Kubectl, workload
+from e2e.tests.identity import AgentIdentity
 from tests.support.agent import AgentProcess
 
 
@@ -28,13 +29,15 @@ def test_other_nodes_objects_never_reach_the_agent(
 
 def test_a_second_agent_for_another_node_leaves_this_nodes_objects_alone(
     kubectl: Kubectl,
-    kubeconfig: str,
+    agent_identity: AgentIdentity,
     agent: AgentProcess,
     namespace: str,
     node: str,
     tmp_path: Path,
 ) -> None:
-    other = AgentProcess.for_node("e2e-other-node", kubeconfig, tmp_path / "other")
+    other = AgentProcess.for_node(
+        "e2e-other-node", agent_identity.kubeconfig("e2e-other-node"), tmp_path / "other"
+    )
     try:
         other.start()
         kubectl.apply(workload("mine", namespace, node))
@@ -54,12 +57,12 @@ def test_a_second_agent_for_another_node_leaves_this_nodes_objects_alone(
 
 
 def test_an_agent_without_workloads_or_backupruns_needs_no_docker_and_leaves_them_alone(
-    kubectl: Kubectl, kubeconfig: str, namespace: str, tmp_path: Path
+    kubectl: Kubectl, agent_identity: AgentIdentity, namespace: str, tmp_path: Path
 ) -> None:
     """The chart's workloads.enabled=false + backupRuns.enabled=false: no Docker socket at all."""
     logs_only = AgentProcess.for_node(
         "e2e-logs-only-node",
-        kubeconfig,
+        agent_identity.kubeconfig("e2e-logs-only-node"),
         tmp_path / "logs-only",
         *("--workloads-enabled", "false", "--backup-runs-enabled", "false"),
         *("--docker-host", "unix:///nonexistent/docker.sock"),

@@ -25,6 +25,7 @@ import requests
 import yaml
 
 from e2e.tests.conftest import TEST_IMAGE, Kubectl, workload
+from e2e.tests.identity import AgentIdentity
 from observability import promql
 from tests.support.agent import AgentProcess
 from tests.support.net import free_port
@@ -110,11 +111,14 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def own_agent(
-    kubeconfig: str, crds: None, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+    agent_identity: AgentIdentity,
+    crds: None,
+    kubectl: Kubectl,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AgentProcess]:
     process = AgentProcess.for_node(
         OWN_NODE,
-        kubeconfig,
+        agent_identity.kubeconfig(OWN_NODE),
         tmp_path_factory.mktemp("prometheus-agent"),
         *("--memory-limit-bytes", str(4 * 1024**3)),
         *("--admission-cpu-ratio", "1", "--pressure-enter-ratio", "0.95"),
