@@ -18,6 +18,9 @@ import pytest
 
 from tests.support.agent import AgentProcess
 
+# A skip fails the run in CI (tests/support/skips.py), as under tests/.
+from tests.support.skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("NODEKEEPER_CACHE", Path.home() / ".cache" / "nodekeeper"))
 TEST_IMAGE = os.environ.get("NODEKEEPER_TEST_IMAGE", "nodekeeper-test/busybox:latest")
