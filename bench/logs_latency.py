@@ -38,6 +38,7 @@ from offline_agent import (
     make_load,
     note,
     percentile,
+    unstored,
     window,
 )
 
@@ -150,7 +151,7 @@ def main() -> int:
             f"max {max(lines) * 1000:.0f} ms"
         )
     print("  goal: p99 <= 250 ms")
-    return 0
+    return unstored(written, stored)
 
 
 if __name__ == "__main__":

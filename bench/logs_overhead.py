@@ -31,6 +31,7 @@ from offline_agent import (
     make_load,
     note,
     rss_bytes,
+    unstored,
 )
 
 MB = 1024 * 1024
@@ -107,7 +108,7 @@ def main() -> int:
     print(
         "  RSS samples (s: MB): " + ", ".join(f"{at:.0f}: {rss / MB:.1f}" for at, rss in rss_load)
     )
-    return 0
+    return unstored(written, stored)
 
 
 if __name__ == "__main__":

@@ -326,3 +326,17 @@ def make_load(args: argparse.Namespace, purpose: str, tmp: Path) -> "DockerLoad 
 
 def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def unstored(written: float, stored: float) -> int:
+    """The exit status of a benchmark that waited for ``written`` lines until its deadline: 0
+    when all were stored, else 1, saying how many never were (a figure over lost lines would
+    read as a result)."""
+    missing = round(written - stored)
+    if missing <= 0:
+        return 0
+    print(
+        f"  NOT DONE: {missing:,} of {round(written):,} lines written were never stored by the "
+        "deadline; the figures above leave them out"
+    )
+    return 1

@@ -23,6 +23,9 @@ import pytest
 
 from tests.support.agent import AgentProcess
 
+# A skip fails the run in CI (tests/support/skips.py), as under tests/.
+from tests.support.skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+
 if TYPE_CHECKING:
     from e2e.tests.identity import AgentIdentity
 

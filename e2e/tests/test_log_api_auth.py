@@ -6,6 +6,7 @@ with tokens from `kubectl create token`, and the permission is the chart's own l
 """
 
 import asyncio
+import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -163,7 +164,32 @@ async def test_the_log_reader_role_lets_a_caller_in(
         f"--clusterrole={role}-other-node",
         f"--serviceaccount={reader}",
     )
-    await asyncio.sleep(1)  # let RBAC's informer see the binding; it would allow nothing anyway
+
+    # The API server's RBAC cache has the binding once the server itself allows the reader the
+    # other node's logs (a SubjectAccessReview, as the agent sends); only then does a 403 here
+    # show that the review names this node, rather than that the binding is not seen yet.
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{reader}",
+            "resourceAttributes": {
+                "group": "nodekeeper.io",
+                "resource": "nodes",
+                "subresource": "logs",
+                "name": f"not-{node}",
+                "verb": "get",
+            },
+        },
+    }
+
+    async def granted_elsewhere() -> bool:
+        answer = await asyncio.to_thread(
+            kubectl.run, "create", "-o", "json", "-f", "-", input=json.dumps(review)
+        )
+        return bool(json.loads(answer.stdout)["status"].get("allowed"))
+
+    await eventually(granted_elsewhere, what="the other node's grant in force", seconds=20)
     refused = await api.get("/api/v1/ping", headers=bearer(callers["reader"]))
     assert refused.status == 403
 

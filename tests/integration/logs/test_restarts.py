@@ -126,18 +126,24 @@ def _inode(path: Path) -> int:
 
 @pytest.mark.timeout(120)
 def test_data_docker_deletes_while_the_agent_is_down_is_counted_and_the_rest_stays_in_order(
-    agent: LogAgent, docker: DockerCli
+    agent: LogAgent, docker: DockerCli, tmp_path: Path
 ) -> None:
-    # 1,000 lines, a pause for the agent to store them, then ~3.5 MB through 2 files of 100 KB
-    # while the agent is down: Docker deletes the file the agent was reading and every file
-    # after it but the last two.
+    # 1,000 lines; once the agent stored them and was killed, ~3.5 MB through 2 files of 100 KB:
+    # Docker deletes the file the agent was reading and every file after it but the last two.
+    # The burst waits for the test's go (a file in a bind-mounted folder), not for a time: the
+    # agent must be down before it begins, however slow the machine.
+    signals = tmp_path / "signals"
+    signals.mkdir()
     script = (
         writer_script(tag="L", per_stream=500, batches=1, pause_us=0, pad=40)
-        + "; sleep 2; "
+        + "; until [ -e /signals/burst ]; do usleep 20000; done; "
         + writer_script(tag="M", per_stream=15_000, batches=1, pause_us=0, pad=40)
     )
     name, container_id = docker.run(
-        "lost", script, "--log-opt", "max-size=100k", "--log-opt", "max-file=2"
+        "lost",
+        script,
+        *("--log-opt", "max-size=100k", "--log-opt", "max-file=2"),
+        *("-v", f"{signals}:/signals:ro"),
     )
     eventually_sync(
         lambda: len(agent.lines(container_id)) >= 1000,
@@ -145,6 +151,7 @@ def test_data_docker_deletes_while_the_agent_is_down_is_counted_and_the_rest_sta
         seconds=30,
     )
     agent.kill()
+    (signals / "burst").touch()
     assert docker.wait(name) == 0
     agent.start()
 

@@ -267,13 +267,18 @@ class GatedStore:
         self.real = real
         self.open = threading.Event()
         self.full_for = 0  # this many writes fail with StoreFullError first
+        self.waiting = 0  # writes held at the shut gate now
 
     def write(self, batches: Sequence[Batch], containers: Sequence[ContainerInfo]) -> Any:
         if self.full_for:
             self.full_for -= 1
             raise StoreFullError("database or disk is full")
-        if not self.open.wait(30):
-            raise AssertionError("the gate was never opened")
+        self.waiting += 1
+        try:
+            if not self.open.wait(30):
+                raise AssertionError("the gate was never opened")
+        finally:
+            self.waiting -= 1
         return self.real.write(batches, containers)
 
     def __getattr__(self, name: str) -> Any:

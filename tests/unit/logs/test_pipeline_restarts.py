@@ -15,6 +15,7 @@ from nodekeeper.logs.metrics import LogMetrics
 from nodekeeper.logs.pipeline import LogPipeline, PipelineLimits
 from nodekeeper.logs.rules import LogRules
 from nodekeeper.logs.store import LogStore
+from nodekeeper.logs.watcher import Changed, Watcher
 from tests.support.waiting import eventually
 from tests.unit.logs.test_pipeline import GatedStore, Running, container, stored
 
@@ -39,6 +40,7 @@ class Source:
         self.entries: list[Entry] = []
         self.stopped = asyncio.Event()
         self.asked: list[float] = []
+        self.streams = 0  # follows in progress (stdout and stderr each count)
 
     async def follow(
         self, container_id: str, stream: str, since_seconds: float = 0.0
@@ -47,15 +49,19 @@ class Source:
             self.asked.append(since_seconds)
         sent = 0
         stopped = self.stopped
-        while True:
-            while stream == "stdout" and sent < len(self.entries):
-                entry = self.entries[sent]
-                sent += 1
-                if BASE + entry.n * 1000 >= since_seconds * 1e9 - 1000:
-                    yield entry
-            if stopped.is_set():
-                return
-            await asyncio.sleep(0.01)
+        self.streams += 1
+        try:
+            while True:
+                while stream == "stdout" and sent < len(self.entries):
+                    entry = self.entries[sent]
+                    sent += 1
+                    if BASE + entry.n * 1000 >= since_seconds * 1e9 - 1000:
+                        yield entry
+                if stopped.is_set():
+                    return
+                await asyncio.sleep(0.01)  # Docker's stream: more entries come in meanwhile
+        finally:
+            self.streams -= 1
 
 
 @pytest.fixture
@@ -157,19 +163,38 @@ async def test_a_restart_while_the_last_batch_is_stored_is_followed(
     write_config(containers_dir, running=True)
     pipeline, store, task = await start(containers_dir, tmp_path / "state", source, gated=True)
     gate = pipeline._store  # type: ignore[attr-defined]
-    gate.open.set()
-    await eventually(lambda: len(stored(store.path, CID)) == 1, what="a stored", seconds=20)
-    gate.open.clear()  # a slow store write
-    source.entries.append(Entry(2, b"b\n"))
-    await asyncio.sleep(0.3)
-    source.stopped.set()
-    write_config(containers_dir, running=False)  # it exits ...
-    await asyncio.sleep(0.2)
-    source.stopped = asyncio.Event()
-    write_config(containers_dir, running=True)  # ... and its restart policy starts it again
-    await asyncio.sleep(0.3)
+    # A second watcher on the same folder and loop: once it has a config write, the pipeline's
+    # own watcher (unpaced here) has had it too.
+    with Watcher(containers_dir, max_watches=10) as witness:
+        assert witness.add(CID) == "watched"
+        gate.open.set()
+        await eventually(lambda: len(stored(store.path, CID)) == 1, what="a stored", seconds=20)
+        gate.open.clear()  # a slow store write
+        source.entries.append(Entry(2, b"b\n"))
+        await eventually(lambda: gate.waiting, what="b's batch held at the store", seconds=20)
+        source.stopped.set()
+        write_config(containers_dir, running=False)  # it exits ...
+        await eventually(lambda: source.streams == 0, what="its stream ended", seconds=20)
+        await config_written(witness)
+        source.stopped = asyncio.Event()
+        write_config(containers_dir, running=True)  # ... and its restart policy starts it again
+        await config_written(witness)
+        await asyncio.sleep(0)  # the step in which the pipeline's watcher hands it on
+    # The pipeline saw the restart while the last batch was unstored: the container is still
+    # followed (its config events are ignored then), no second stream is opened yet.
+    assert gate.waiting
+    assert pipeline.following(CID)
+    assert len(source.asked) == 1
     gate.open.set()
     source.entries.append(Entry(3, b"c after the restart\n"))
     await eventually(lambda: len(stored(store.path, CID)) == 3, what="all stored", seconds=20)
     assert stored(store.path, CID) == ["a", "b", "c after the restart"]
     await stop(task, store)
+
+
+async def config_written(watcher: Watcher) -> None:
+    """Until ``watcher`` reports a config write of CID (each call takes the next one)."""
+    async with asyncio.timeout(20):
+        async for changes in watcher:
+            if Changed(CID, "config") in changes:
+                return
