@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help venv lock lint format crds chart chart-schema image unit component integration binaries e2e cluster cluster-down kind-e2e test docker run clean bench-logs rules dashboards observability
+.PHONY: help venv lock lint format crds chart chart-schema image unit fuzz component integration binaries e2e cluster cluster-down kind-e2e test docker run clean bench-logs rules dashboards observability
 
 help:
 	@echo "make run          local control plane + agent for this node (see README)"
@@ -15,6 +15,7 @@ help:
 	@echo "make chart        helm lint and rendering tests of charts/nodekeeper"
 	@echo "make image        the agent image nodekeeper:dev (images/, no registry needed)"
 	@echo "make unit | component | integration | e2e    one test layer"
+	@echo "make fuzz         the property tests with many fresh random examples (long; not in make test)"
 	@echo "make rules        promtool check + unit tests of the chart's alert rules"
 	@echo "make dashboards   regenerate charts/nodekeeper/dashboards/ from observability/"
 	@echo "make observability  the rules, dashboards and PromQL unit tests"
@@ -85,6 +86,12 @@ image: venv docker
 
 unit: venv
 	$(PYTEST) tests/unit
+
+# The property tests (hypothesis; profiles in tests/unit/conftest.py): make unit runs a fixed,
+# small set of examples; this draws fresh ones, 10,000 per property, with no per-test timeout.
+# A failure prints the @reproduce_failure line that replays it.
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz $(PYTEST) --timeout=0 -m hypothesis -p no:logging tests/unit
 
 # The chart's alerts, dashboards and every PromQL expression in them (promtool from Debian's
 # prometheus package). observability/ is build tooling: linted with ruff, not under mypy --strict.
