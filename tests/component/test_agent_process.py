@@ -284,21 +284,6 @@ async def test_a_part_that_dies_stops_the_agent_with_a_crash_report_and_exit_cod
     assert logged_lines(agent)[-1]["message"] == "agent stopped"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with the store still locked, the stop waits SQLite's 5 s busy timeout after kopf "
-    "has stopped (in the cleanup that closes the parts, likely the store's close), which is the "
-    "whole 5 s shutdown timeout: the agent exits EXIT_HUNG (3), not 1",
-)
-async def test_a_part_that_dies_of_a_store_still_locked_stops_the_agent_with_exit_code_1(
-    emulator: kmock.KubernetesEmulator, tmp_path: Path
-) -> None:
-    agent = await a_part_dies_of_a_locked_store(emulator, tmp_path, unlock_before_the_stop=False)
-
-    assert sorted(agent.state_dir.glob("crash-*.json"))
-    assert agent.returncode == EXIT_CLUSTER
-
-
 async def test_a_stop_that_hangs_exits_with_exit_hung_after_the_shutdown_timeout(
     emulator: kmock.KubernetesEmulator, tmp_path: Path
 ) -> None:
