@@ -167,7 +167,7 @@ class LogPath:
         # and how many truncations had happened when they were read.
         self.queue: collections.deque[tuple[Batch, int, int]] = collections.deque()
         self.truncations = self.committed_truncations = 0
-        self.committed_fingerprint = b"-"  # of the committed checkpoint's file
+        self.committed_fingerprint = b"-"  # the shortest of the committed checkpoint's files
         self.committed_pending = False  # the committed checkpoint holds the start of a line
         self.committed_gen = 0  # generation of the file the committed checkpoint names
         self.lines: list[Line] = []
@@ -409,7 +409,11 @@ class LogPath:
         taken = [self.queue.popleft() for _ in range(min(count, len(self.queue)))]
         self.store.write([batch for batch, _, _ in taken], [self.dockerd.info])
         self.follower.committed(taken[-1][0].checkpoint)
-        self.committed_fingerprint = taken[-1][0].checkpoint.position.fingerprint
+        checkpoint = taken[-1][0].checkpoint
+        self.committed_fingerprint = min(
+            (position.fingerprint for position in (checkpoint.position, *checkpoint.newer)),
+            key=len,
+        )
         self.committed_pending = bool(taken[-1][0].checkpoint.pending)
         _, self.committed_gen, self.committed_truncations = taken[-1]
 
@@ -440,10 +444,11 @@ class LogPath:
                 return False
             self.commit(len(self.queue))
         if not self.committed_fingerprint:
-            # A checkpoint in a file that was empty then knows it by its inode alone: once
-            # dockerd compressed it, it is not found and every rotated file is read again; once
-            # deleted, a new file given its inode is taken for it and the files between are
-            # skipped (test_a_checkpoint_in_an_empty_file_is_found_after_compression).
+            # A checkpoint naming a file that was empty then (its own, or a newer one it lists)
+            # knows that file by its inode alone: once dockerd compressed it, it is not found
+            # and every rotated file is read again; once deleted, a new file given its inode is
+            # taken for it and the files between are skipped
+            # (test_a_checkpoint_in_an_empty_file_is_found_after_compression).
             event("stop skipped: the checkpoint names an empty file")
             return False
         self.queue.clear()  # a crash: read, never stored
