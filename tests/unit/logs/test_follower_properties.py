@@ -465,6 +465,13 @@ class LogPath:
         self._close()
         return True
 
+    def close(self) -> None:
+        assert self.follower is not None
+        assert self.store is not None
+        self.follower.close()
+        self.store.close()
+        self.follower = self.store = None
+
     def _close(self) -> None:
         assert self.follower is not None
         assert self.store is not None
@@ -614,7 +621,8 @@ def test_the_store_holds_what_was_written_once_in_order_except_what_is_counted_l
         # chains are read in pieces larger than any record.
         chunk_bytes = max(chunk_bytes, BIG_READ)
         script = [("read", max(s[1], BIG_READ)) if s[0] == "read" else s for s in script]
-    root = Path(tempfile.mkdtemp(prefix="nk-prop-"))
+    root = Path(tempfile.mkdtemp(prefix="nk-prop-"))  # not tmp_path: one per example
+    log: LogPath | None = None
     try:
         log = LogPath(
             root,
@@ -656,6 +664,8 @@ def test_the_store_holds_what_was_written_once_in_order_except_what_is_counted_l
                 log.start()
         stored = log.finish()
     finally:
+        if log is not None and log.follower is not None:
+            log.close()  # a failed example: its fds and store, before the next one
         shutil.rmtree(root)
 
     counted = log.counted
