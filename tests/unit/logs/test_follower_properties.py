@@ -231,7 +231,7 @@ class LogPath:
                     return False  # see deletion_splits_a_line
                 gens = [-1, *gens[: dockerd.max_files - 1]]
             if dockerd.max_size and size >= dockerd.max_size:
-                if in_place and self.follower is None and self.splits_a_line(self.live):
+                if in_place and self.follower is None and self.down_cut_splits_a_line():
                     return False  # see splits_a_line
                 size = 0  # rotated or truncated in place before this record
             if not size:
@@ -297,6 +297,11 @@ class LogPath:
         counts = collections.Counter(number for number, _ in region)
         return any(self.lines[number].written > count for number, count in counts.items())
 
+    def down_cut_splits_a_line(self) -> bool:
+        """Whether cutting the live file while the agent is down could cut a line short: one
+        that spans files, or whose first partials the checkpoint holds (see splits_a_line)."""
+        return self.splits_a_line(self.live) or self.committed_pending
+
     def truncating(self) -> None:
         """The live file is about to be cut to 0 (copytruncate, or dockerd with max-file 1)."""
         self.loss_possible = True  # a truncation may also count a file lost that held no loss
@@ -355,7 +360,7 @@ class LogPath:
         return self.splits_a_line(self.live[index:])
 
     def copytruncate(self) -> None:
-        if self.follower is None and self.splits_a_line(self.live):
+        if self.follower is None and self.down_cut_splits_a_line():
             event("copytruncate skipped: it would cut a line short while the agent is down")
             return
         if self.follower is None and len(self.dockerd.files()) > 1:
