@@ -3,7 +3,7 @@
 ``ci``, the default, is what ``make unit`` and ``make test`` run: derandomized (the same examples
 on every run and machine, so a red suite is reproducible and a green one stays green), a modest
 number of examples, no deadline (two noisy cores make per-example timings meaningless) and no
-example database (nothing written into the checkout).
+example database; hypothesis's own cache goes to the temporary directory, not the checkout.
 
 ``fuzz`` (``HYPOTHESIS_PROFILE=fuzz``, which ``make fuzz`` sets) draws fresh random examples,
 many more of them, and prints the blob that reproduces a failure with ``@reproduce_failure``.
@@ -13,8 +13,16 @@ A test whose examples are expensive asks for a share of the profile's count
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 from hypothesis import settings
+
+# Hypothesis keeps a cache (constants found in the source) in its storage directory, by default
+# .hypothesis/ in the working directory: outside the checkout instead.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "nodekeeper-hypothesis")
+)
 
 settings.register_profile(
     "ci",
